@@ -1,0 +1,344 @@
+"""The rules: each check turns loaded documents into diagnostics with exact ranges.
+
+Every rule of DESIGN §4 lives here once; `engine.analyze` runs them, and the
+CLI and the language server only present what they return.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from floe_runtime.analysis.diagnostics import Diagnostic, Range, error, warning
+from floe_runtime.analysis.loader import NodePath, YamlDocument, YNode
+from floe_runtime.analysis.suggest import closest
+from floe_runtime.config.base import SecretRef
+from floe_runtime.config.introspect import keys_at, loc_to_path, slot_at
+from floe_runtime.config.pipeline import PROFILE_KINDS
+
+M = TypeVar("M", bound=BaseModel)
+
+# A key whose literal value is a credential. Keys that *name* or *locate* one
+# (`secret_ref`, `token_endpoint`, `client_id`) are not.
+_CREDENTIAL_KEY = re.compile(
+    r"(^|[_-])(password|passwd|pwd|secret|token|api[_-]?key|apikey|private[_-]?key|"
+    r"access[_-]?key|secret[_-]?key|credentials?)($|[_-])",
+    re.IGNORECASE,
+)
+_NOT_CREDENTIAL = re.compile(
+    r"(_ref|_uri|_url|_endpoint|_path|_file|_id|_name|_type|_mode|_method|_ttl|_expiry)$",
+    re.IGNORECASE,
+)
+
+_TYPE_NAMES = {
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+
+
+def looks_like_credential(key: str) -> bool:
+    """Whether a key names a credential (`password`, `api_key`, `client_secret`, ...)."""
+    return bool(_CREDENTIAL_KEY.search(key)) and not _NOT_CREDENTIAL.search(key)
+
+
+def check_literal_credentials(
+    doc: YamlDocument, model: type[BaseModel]
+) -> tuple[list[Diagnostic], set[NodePath]]:
+    """FLOE020: credentials written as literals; also returns the paths flagged.
+
+    A value is flagged when its key looks like a credential, or when the model
+    expects a `secret_ref` there. The message never repeats the value.
+    """
+    found: list[Diagnostic] = []
+    paths: set[NodePath] = set()
+    if doc.root is None:
+        return found, paths
+    data = doc.data()
+    for path, node in doc.root.walk():
+        if node.kind != "scalar" or not path or not isinstance(path[-1], str):
+            continue
+        if node.value is None or isinstance(node.value, bool):
+            continue
+        key = path[-1]
+        if key == "secret_ref":
+            continue
+        slot = slot_at(model, path, data)
+        expects_secret = slot is not None and slot.model is SecretRef
+        if not (expects_secret or looks_like_credential(key)):
+            continue
+        # A dict of secret refs (e.g. OTLP headers) is keyed by free names: check the slot.
+        secret_name = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") or "secret"
+        found.append(
+            error(
+                doc.file,
+                node.range,
+                "FLOE020",
+                f"'{key}' is a credential written as a literal; use "
+                f"{{secret_ref: {secret_name}}} and keep the value in a secret",
+                key=key,
+                path=list(path),
+                secret_name=secret_name,
+            )
+        )
+        paths.add(path)
+    return found, paths
+
+
+def check_schema(
+    doc: YamlDocument, model: type[M], skip: Iterable[NodePath] = ()
+) -> tuple[M | None, list[Diagnostic]]:
+    """Validate a document against its model; map every error to a FLOE code and a range.
+
+    Errors at or below a path in `skip` (already reported, e.g. as FLOE020) are left out.
+    """
+    if not doc.ok:
+        return None, []
+    root = doc.root
+    if root is not None and root.kind != "map":
+        return None, [
+            error(doc.file, root.range, "FLOE005", "expected a mapping of keys at the top of the file")
+        ]
+    data = doc.data() if root is not None else {}
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        skipped = tuple(skip)
+        out: list[Diagnostic] = []
+        seen: set[tuple[int, int, str]] = set()
+        for err in exc.errors(include_url=False, include_input=True):
+            diag = _map_error(doc, model, data, err)
+            if diag is None:
+                continue
+            path = tuple(diag.data.get("path", ()))
+            if any(path[: len(s)] == s for s in skipped):
+                continue
+            marker = (diag.range.start.line, diag.range.start.character, diag.code)
+            if marker in seen:
+                continue
+            seen.add(marker)
+            out.append(diag)
+        return None, out
+
+
+def _map_error(
+    doc: YamlDocument, model: type[BaseModel], data: Any, err: Mapping[str, Any]
+) -> Diagnostic | None:
+    kind: str = err["type"]
+    loc: tuple[str | int, ...] = tuple(err["loc"])
+    ctx: Mapping[str, Any] = err.get("ctx") or {}
+    if loc and loc[-1] == "[key]":  # a dict key that fails its pattern (profile names)
+        path = loc_to_path(model, loc[:-1], data)
+        node = doc.node(path)
+        rng = node.key_range if node is not None and node.key_range else _nearest(doc, path)
+        return error(
+            doc.file,
+            rng,
+            "FLOE005",
+            f"invalid name '{path[-1]}': use letters, digits, '-' and '_', starting with a letter",
+            path=list(path),
+        )
+    path = loc_to_path(model, loc, data)
+    if kind == "extra_forbidden":
+        key = str(path[-1])
+        node = doc.node(path)
+        rng = node.key_range if node is not None and node.key_range else _nearest(doc, path)
+        valid = [k for k in keys_at(model, path[:-1], data) if k not in _present(doc, path[:-1])]
+        suggestion = closest(key, valid)
+        if suggestion:
+            message = f"unknown key '{key}'; did you mean '{suggestion}'?"
+        elif valid:
+            message = f"unknown key '{key}'; expected one of: {', '.join(valid)}"
+        else:
+            message = f"unknown key '{key}'"
+        return error(doc.file, rng, "FLOE003", message, path=list(path), key=key, suggestion=suggestion)
+    if kind == "missing":
+        return _missing(doc, path, str(path[-1]))
+    if kind == "union_tag_not_found":
+        disc = str(ctx.get("discriminator", "type")).strip("'")
+        slot = slot_at(model, path, data)
+        options = ", ".join(slot.tag_values()) if slot else ""
+        diag = _missing(doc, (*path, disc), disc)
+        if options:
+            diag = _with_message(diag, f"{diag.message} (one of: {options})")
+        return diag
+    if kind == "union_tag_invalid":
+        disc = str(ctx.get("discriminator", "type")).strip("'")
+        tag_path = (*path, disc)
+        node = doc.node(tag_path)
+        slot = slot_at(model, path, data)
+        options = list(slot.tag_values()) if slot else []
+        tag = str(ctx.get("tag", ""))
+        suggestion = closest(tag, options)
+        message = f"invalid {disc} '{tag}'; expected one of: {', '.join(options)}"
+        if suggestion:
+            message += f" (did you mean '{suggestion}'?)"
+        return error(
+            doc.file,
+            node.range if node is not None else _nearest(doc, path),
+            "FLOE005",
+            message,
+            path=list(tag_path),
+            suggestion=suggestion,
+            options=options,
+        )
+    node = doc.node(path)
+    rng = node.range if node is not None else _nearest(doc, path)
+    key = next((str(p) for p in reversed(path) if isinstance(p, str)), "value")
+    message = _value_message(kind, key, err, node)
+    slot = slot_at(model, path, data)
+    options = [str(v) for v in slot.enum_values] if slot is not None else []
+    return error(doc.file, rng, "FLOE005", message, path=list(path), options=options)
+
+
+def _value_message(kind: str, key: str, err: Mapping[str, Any], node: YNode | None) -> str:
+    msg = str(err.get("msg", "invalid value"))
+    if msg.startswith("Value error, "):
+        return f"invalid '{key}': {msg.removeprefix('Value error, ')}"
+    if kind == "literal_error":
+        shown = node.raw if node is not None and node.kind == "scalar" else None
+        expected = str((err.get("ctx") or {}).get("expected", ""))
+        if shown is not None and len(shown) <= 60:
+            return f"invalid value '{shown}' for '{key}'; expected {expected}"
+        return f"invalid value for '{key}'; expected {expected}"
+    if kind in _TYPE_NAMES:
+        return f"'{key}' should be {_TYPE_NAMES[kind]}"
+    if kind == "string_pattern_mismatch":
+        return f"invalid '{key}': does not match the required pattern {err['ctx']['pattern']}"
+    if kind == "too_short" and node is not None and node.kind == "seq":
+        return f"'{key}' needs at least {err['ctx'].get('min_length', 1)} item(s)"
+    return f"invalid '{key}': {msg[0].lower() + msg[1:] if msg else msg}"
+
+
+def _missing(doc: YamlDocument, path: NodePath, key: str) -> Diagnostic:
+    parent_path = path[:-1]
+    parent = doc.node(parent_path)
+    if parent is not None and parent.key_range is not None:
+        rng = parent.key_range
+    elif parent is not None and parent.kind == "map" and parent.entries and parent_path:
+        first = next(iter(parent.entries.values()))
+        rng = first.key_range or parent.range
+    else:
+        rng = doc.first_line_range() if not parent_path else _nearest(doc, parent_path)
+    return error(doc.file, rng, "FLOE004", f"missing required key '{key}'", path=list(path), key=key)
+
+
+def _with_message(diag: Diagnostic, message: str) -> Diagnostic:
+    return Diagnostic(diag.file, diag.range, diag.severity, diag.code, message, diag.data)
+
+
+def _present(doc: YamlDocument, path: NodePath) -> set[str]:
+    node = doc.node(path)
+    return set(node.entries) if node is not None and node.kind == "map" else set()
+
+
+def _nearest(doc: YamlDocument, path: Sequence[str | int]) -> Range:
+    """The range of the deepest node that exists along `path`."""
+    for end in range(len(path), 0, -1):
+        node = doc.node(tuple(path[:end]))
+        if node is not None:
+            return node.key_range or node.range
+    return doc.first_line_range()
+
+
+def check_references(
+    pipeline: YamlDocument, env_name: str, platform: YamlDocument, shown_platform: str
+) -> list[Diagnostic]:
+    """FLOE010: each profile floe.yaml names must be defined in this environment's platform."""
+    if not platform.ok or pipeline.root is None or pipeline.root.kind != "map":
+        return []
+    pdata = platform.data()
+    if not isinstance(pdata, Mapping):
+        return []
+    out: list[Diagnostic] = []
+    for kind, section in PROFILE_KINDS.items():
+        node = pipeline.root.entries.get(kind)
+        if node is not None and (node.kind != "scalar" or not isinstance(node.value, str)):
+            continue  # a type error, reported by the schema check
+        name = node.value if node is not None else "default"
+        defined = pdata.get(section)
+        names = list(defined) if isinstance(defined, Mapping) else []
+        if name in names:
+            continue
+        suggestion = closest(name, names)
+        where = f"environment '{env_name}' ({shown_platform})"
+        message = (
+            f"{kind} profile '{name}' is not defined in {where}"
+            if node is not None
+            else f"{kind} profile 'default' (used when '{kind}' is not set) is not defined in {where}"
+        )
+        if suggestion:
+            message += f"; did you mean '{suggestion}'?"
+        elif names:
+            message += f"; defined: {', '.join(names)}"
+        out.append(
+            error(
+                pipeline.file,
+                node.range if node is not None else pipeline.first_line_range(),
+                "FLOE010",
+                message,
+                path=[kind],
+                kind=kind,
+                section=section,
+                profile=name,
+                environment=env_name,
+                platform_file=platform.file,
+                suggestion=suggestion,
+            )
+        )
+    return out
+
+
+def check_transform_paths(pipeline: YamlDocument, root: Path) -> list[Diagnostic]:
+    """FLOE030: every dbt transform's path must be a folder holding dbt_project.yml."""
+    node = pipeline.node(("transforms",))
+    if node is None or node.kind != "seq":
+        return []
+    out: list[Diagnostic] = []
+    for index, item in enumerate(node.items):
+        if item.kind != "map":
+            continue
+        type_node = item.entries.get("type")
+        path_node = item.entries.get("path")
+        if type_node is None or type_node.value != "dbt" or path_node is None:
+            continue
+        if path_node.kind != "scalar" or not isinstance(path_node.value, str) or not path_node.value:
+            continue
+        target = (root / path_node.value).resolve()
+        if not target.is_dir():
+            message = f"transform path '{path_node.value}' does not exist (relative to floe.yaml)"
+        elif not (target / "dbt_project.yml").is_file():
+            message = f"no dbt_project.yml in '{path_node.value}'"
+        else:
+            continue
+        out.append(
+            error(pipeline.file, path_node.range, "FLOE030", message, path=["transforms", index, "path"])
+        )
+    return out
+
+
+def check_platform_found(pipeline: YamlDocument, has_platform: bool) -> list[Diagnostic]:
+    """FLOE040: a warning when no platform.yaml exists for the pipeline."""
+    if has_platform:
+        return []
+    return [
+        warning(
+            pipeline.file,
+            pipeline.first_line_range(),
+            "FLOE040",
+            "no platform.yaml found for this pipeline (looked for platform.yaml beside floe.yaml "
+            "and platform/<env>/platform.yaml); profile references are not checked",
+        )
+    ]

@@ -1,0 +1,91 @@
+"""`CompiledArtifacts`: everything a run needs, resolved for one environment (DESIGN §5).
+
+Secrets stay `secret_ref`s here; the generated dbt profiles refer to them with
+`env_var()`. Nothing in this model is ever a secret value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from floe_runtime.config.pipeline import Pipeline
+from floe_runtime.config.platform import (
+    CatalogProfile,
+    ComputeProfile,
+    PlatformObservability,
+    StorageProfile,
+)
+
+ARTIFACTS_FILE = "compiled_artifacts.json"
+SCHEMA_VERSION = "1"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ResolvedStorage(_Frozen):
+    """The storage profile floe.yaml named, as this environment defines it."""
+
+    name: str
+    profile: StorageProfile
+
+
+class ResolvedCatalog(_Frozen):
+    """The catalog profile floe.yaml named, as this environment defines it."""
+
+    name: str
+    profile: CatalogProfile
+
+
+class ResolvedCompute(_Frozen):
+    """The compute profile floe.yaml named, as this environment defines it."""
+
+    name: str
+    profile: ComputeProfile
+
+
+class DbtTarget(_Frozen):
+    """One dbt transform, ready to run."""
+
+    index: int = Field(description="Position of the transform in floe.yaml.")
+    project_dir: str = Field(description="Absolute path of the dbt project.")
+    profile_name: str = Field(description="The `profile:` dbt_project.yml names.")
+    target: str = Field(description="dbt target name: the environment.")
+    namespace: str = Field(description="Iceberg namespace the models are published to.")
+    select: str | None = None
+    exclude: str | None = None
+    vars: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class CompiledArtifacts(_Frozen):
+    """The compiled form of a pipeline in one environment."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    floe_runtime_version: str
+    environment: str
+    project_root: str = Field(description="Absolute folder of floe.yaml.")
+    pipeline_file: str
+    platform_file: str
+    pipeline: Pipeline
+    storage: ResolvedStorage
+    catalog: ResolvedCatalog
+    compute: ResolvedCompute
+    observability: PlatformObservability
+    source_hashes: dict[str, str] = Field(description="sha256 of floe.yaml and platform.yaml.")
+    dbt: list[DbtTarget]
+    profiles_yml: str = Field(description="Generated dbt profiles.yml (secrets as env_var()).")
+    secret_refs: list[str] = Field(description="Every secret a run of these artifacts needs.")
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, made absolute against the project root."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (Path(self.project_root) / path).resolve()
+
+
+def load_artifacts(path: Path) -> CompiledArtifacts:
+    """Read compiled artifacts from a JSON file."""
+    return CompiledArtifacts.model_validate_json(path.read_text(encoding="utf-8"))
