@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from floe_runtime import __version__
 from floe_runtime.analysis import Analysis, Diagnostic, Project, ProjectError, analyze
@@ -50,7 +51,7 @@ def collect_secret_refs(value: Any) -> list[str]:
     def visit(item: Any) -> None:
         if isinstance(item, SecretRef):
             found[item.secret_ref] = None
-        elif hasattr(item, "model_fields"):
+        elif isinstance(item, BaseModel):
             for name in type(item).model_fields:
                 visit(getattr(item, name))
         elif isinstance(item, dict):

@@ -51,6 +51,8 @@ class Slot:
         """The models of a tagged union (empty for anything else)."""
         if self.discriminator is None:
             return []
+        if self.model is not None:  # a tagged union of one member collapses to the model
+            return [self.model]
         return [m for m in _union_args(self.tp) if isinstance(m, type)]
 
     def tag_values(self) -> dict[str, type[BaseModel]]:
@@ -198,11 +200,12 @@ def loc_to_path(model: type[BaseModel], loc: Sequence[str | int], data: Any) -> 
     index = 0
     while index < len(items):
         key = items[index]
-        if slot is not None and slot.discriminator is not None and slot.model is None:
+        if slot is not None and slot.discriminator is not None:
             # pydantic puts the union tag into loc: ('storage', 'lake', 's3', 'bucket').
             if isinstance(here, Mapping) and str(here.get(slot.discriminator)) == str(key):
                 index += 1
-                slot = Slot(slot.choose(here))
+                chosen = slot.choose(here)
+                slot = Slot(chosen) if chosen is not None else None
                 continue
         path.append(key)
         slot = child_slot(slot, key, here) if slot is not None else None

@@ -1,0 +1,220 @@
+"""One test per diagnostic code: the code, the file and the exact range."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from floe_runtime.analysis import Diagnostic, Range, Severity, analyze, discover
+
+FLOE = """name: demo
+version: "1.0.0"
+transforms:
+  - type: dbt
+    path: ./dbt
+"""
+
+DEV = """version: "1"
+storage:
+  default: {type: local}
+catalogs:
+  default: {type: sql}
+compute:
+  default: {type: duckdb}
+"""
+
+
+def run(root: Path, env: str | None = None) -> list[Diagnostic]:
+    return analyze(discover(root, env)).diagnostics
+
+
+def only(diags: list[Diagnostic], code: str) -> Diagnostic:
+    found = [d for d in diags if d.code == code]
+    assert len(found) == 1, diags
+    return found[0]
+
+
+MakeProject = Callable[..., Path]
+
+
+def test_clean_project_has_no_diagnostics(make_project: MakeProject) -> None:
+    root = make_project(FLOE, {"dev": DEV})
+    assert run(root) == []
+
+
+def test_floe001_syntax_error(make_project: MakeProject) -> None:
+    root = make_project('name: demo\nversion: "1.0.0\ntransforms: []\n', {"dev": DEV})
+    diag = only(run(root), "FLOE001")
+    assert diag.file == str(root / "floe.yaml")
+    assert diag.severity is Severity.ERROR
+    # libyaml reports the unterminated quote where the input ends.
+    assert diag.range.start.line == 3
+    assert "YAML syntax error" in diag.message
+
+
+def test_floe001_in_platform_file(make_project: MakeProject) -> None:
+    root = make_project(FLOE, {"dev": "version: '1'\nstorage: [a\n"})
+    diag = only(run(root), "FLOE001")
+    assert diag.file == str(root / "platform" / "dev" / "platform.yaml")
+    assert diag.range == Range.of(2, 0, 2, 0)
+
+
+def test_floe002_duplicate_key(make_project: MakeProject) -> None:
+    root = make_project(FLOE + "name: other\n", {"dev": DEV})
+    diag = only(run(root), "FLOE002")
+    assert diag.range == Range.of(5, 0, 5, 4)
+    assert "duplicate key 'name'" in diag.message and "line 1" in diag.message
+
+
+def test_floe003_unknown_key_with_suggestion(make_project: MakeProject) -> None:
+    root = make_project(FLOE.replace("    path:", "    pth:"), {"dev": DEV})
+    diags = run(root)
+    diag = only(diags, "FLOE003")
+    assert diag.range == Range.of(4, 4, 4, 7)
+    assert diag.message == "unknown key 'pth'; did you mean 'path'?"
+    assert diag.data["suggestion"] == "path"
+    assert only(diags, "FLOE004").message == "missing required key 'path'"
+
+
+def test_floe003_does_not_suggest_a_key_already_present(make_project: MakeProject) -> None:
+    root = make_project(FLOE.replace("    path:", "    pth: x\n    path:"), {"dev": DEV})
+    diag = only(run(root), "FLOE003")
+    assert diag.range == Range.of(4, 4, 4, 7)
+    assert "did you mean 'path'" not in diag.message
+
+
+def test_floe003_in_tagged_union_names_field_of_that_type(make_project: MakeProject) -> None:
+    dev = DEV.replace("default: {type: local}", "default: {type: local, bucket: x}")
+    root = make_project(FLOE, {"dev": dev})
+    diag = only(run(root), "FLOE003")
+    assert diag.file.endswith("platform.yaml")
+    assert diag.range == Range.of(2, 25, 2, 31)
+    assert "unknown key 'bucket'" in diag.message
+
+
+def test_floe004_missing_key_points_at_parent_key(make_project: MakeProject) -> None:
+    root = make_project(FLOE.replace("    path: ./dbt\n", ""), {"dev": DEV})
+    diag = only(run(root), "FLOE004")
+    # The transform item has no key of its own: the range is its first key.
+    assert diag.range == Range.of(3, 4, 3, 8)
+    assert diag.message == "missing required key 'path'"
+
+
+def test_floe004_missing_top_level_key_points_at_first_line(make_project: MakeProject) -> None:
+    root = make_project("# comment\nname: demo\ntransforms:\n  - {type: dbt, path: ./dbt}\n", {"dev": DEV})
+    diag = only(run(root), "FLOE004")
+    assert diag.range == Range.of(1, 0, 1, 10)
+    assert "'version'" in diag.message
+
+
+def test_floe004_missing_nested_key_points_at_mapping_key(make_project: MakeProject) -> None:
+    dev = DEV + "observability:\n  traces:\n    exporter: otlp\n"
+    root = make_project(FLOE, {"dev": dev})
+    diag = only(run(root), "FLOE004")
+    assert diag.range == Range.of(8, 2, 8, 8)
+    assert "'endpoint'" in diag.message
+
+
+def test_floe005_invalid_enum_lists_values(make_project: MakeProject) -> None:
+    dev = DEV.replace("{type: sql}", "{type: sqll}")
+    root = make_project(FLOE, {"dev": dev})
+    diag = only(run(root), "FLOE005")
+    assert diag.range == Range.of(4, 18, 4, 22)
+    assert "expected one of: sql, polaris, rest, glue" in diag.message
+    assert "did you mean 'sql'" in diag.message
+
+
+def test_floe005_invalid_value(make_project: MakeProject) -> None:
+    root = make_project(FLOE.replace('"1.0.0"', '"1.0"'), {"dev": DEV})
+    diag = only(run(root), "FLOE005")
+    assert diag.range == Range.of(1, 9, 1, 14)
+    assert "'version'" in diag.message
+
+
+def test_floe005_cron_and_timezone(make_project: MakeProject) -> None:
+    floe = FLOE + 'schedule:\n  cron: "0 25 * * *"\n  timezone: Europe/Berlinn\n'
+    root = make_project(floe, {"dev": DEV})
+    diags = [d for d in run(root) if d.code == "FLOE005"]
+    assert [d.range for d in diags] == [Range.of(6, 8, 6, 20), Range.of(7, 12, 7, 26)]
+    assert "hour" in diags[0].message and "outside 0-23" in diags[0].message
+    assert "unknown IANA time zone" in diags[1].message
+
+
+def test_floe010_reference_missing_in_one_environment(make_project: MakeProject) -> None:
+    prod = DEV.replace("  default: {type: sql}", "  lake: {type: sql}")
+    root = make_project(FLOE.replace("transforms:", "catalog: lake\ntransforms:"), {"dev": DEV, "prod": prod})
+    diag = only(run(root), "FLOE010")
+    assert diag.file == str(root / "floe.yaml")
+    assert diag.range == Range.of(2, 9, 2, 13)
+    assert "environment 'dev'" in diag.message
+    assert "platform/dev/platform.yaml" in diag.message
+    assert diag.data["environment"] == "dev"
+
+
+def test_floe010_suggests_closest_name(make_project: MakeProject) -> None:
+    root = make_project(FLOE.replace("transforms:", "compute: defalt\ntransforms:"), {"dev": DEV})
+    diag = only(run(root), "FLOE010")
+    assert diag.message.endswith("did you mean 'default'?")
+    assert diag.data["suggestion"] == "default"
+
+
+def test_floe010_env_narrows_to_one(make_project: MakeProject) -> None:
+    prod = DEV.replace("  default: {type: sql}", "  lake: {type: sql}")
+    root = make_project(FLOE.replace("transforms:", "catalog: lake\ntransforms:"), {"dev": DEV, "prod": prod})
+    assert [d.code for d in run(root, "prod")] == []
+    assert [d.data["environment"] for d in run(root, "dev")] == ["dev"]
+
+
+def test_floe020_literal_credential_in_platform(make_project: MakeProject) -> None:
+    dev = DEV.replace(
+        "  default: {type: duckdb}",
+        "  default: {type: duckdb}\n  wh:\n    type: postgres\n    host: h\n    user: u\n"
+        "    dbname: d\n    password: hunter2-sentinel\n",
+    )
+    root = make_project(FLOE, {"dev": dev})
+    diags = run(root)
+    diag = only(diags, "FLOE020")
+    assert diag.range == Range.of(12, 14, 12, 30)
+    assert "hunter2-sentinel" not in diag.message
+    assert "secret_ref" in diag.message
+    # The type error pydantic also finds there is not reported twice.
+    assert [d.code for d in diags] == ["FLOE020"]
+
+
+def test_floe020_literal_credential_in_floe_yaml(make_project: MakeProject) -> None:
+    floe = FLOE + "    vars:\n      api_token: abc123-sentinel\n"
+    root = make_project(floe, {"dev": DEV})
+    diag = only(run(root), "FLOE020")
+    assert diag.range == Range.of(6, 17, 6, 32)
+    assert "abc123-sentinel" not in diag.message
+
+
+def test_floe030_missing_dbt_project(make_project: MakeProject) -> None:
+    root = make_project(FLOE.replace("./dbt", "./nowhere"), {"dev": DEV})
+    diag = only(run(root), "FLOE030")
+    assert diag.range == Range.of(4, 10, 4, 19)
+    assert "does not exist" in diag.message
+
+
+def test_floe030_folder_without_dbt_project_yml(make_project: MakeProject) -> None:
+    root = make_project(FLOE, {"dev": DEV}, dbt=False)
+    (root / "dbt").mkdir()
+    diag = only(run(root), "FLOE030")
+    assert diag.message == "no dbt_project.yml in './dbt'"
+
+
+def test_floe040_no_platform_is_a_warning(make_project: MakeProject) -> None:
+    root = make_project(FLOE)
+    diag = only(run(root), "FLOE040")
+    assert diag.severity is Severity.WARNING
+    assert diag.range == Range.of(0, 0, 0, 10)
+
+
+@pytest.mark.parametrize("code", ["FLOE001", "FLOE002", "FLOE003", "FLOE004", "FLOE005",
+                                  "FLOE010", "FLOE020", "FLOE030", "FLOE040"])
+def test_every_code_is_documented(code: str) -> None:
+    from floe_runtime.analysis import CODES
+
+    assert code in CODES

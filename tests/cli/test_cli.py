@@ -1,0 +1,176 @@
+"""The CLI through click's runner, and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from floe_runtime.cli import cli
+from tests.conftest import EXAMPLE
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_example_clean() -> None:
+    code, out, _ = invoke("validate", str(EXAMPLE))
+    assert code == 0
+    assert "All checks passed (2 environment(s): dev, prod)." in out
+
+
+def test_validate_text_format_and_exit_1(example: Path) -> None:
+    floe = example / "floe.yaml"
+    floe.write_text(floe.read_text().replace("catalog: default", "catalog: lak"))
+    code, out, _ = invoke("validate", str(floe), "--env", "dev")
+    assert code == 1
+    line = out.splitlines()[0]
+    assert line.endswith(
+        "floe.yaml:7:10: error FLOE010 catalog profile 'lak' is not defined in environment 'dev' "
+        "(platform/dev/platform.yaml); defined: default"
+    )
+    assert "Found 1 error." in out
+
+
+def test_validate_json_matches_design(example: Path) -> None:
+    floe = example / "floe.yaml"
+    floe.write_text(floe.read_text().replace("  - type: dbt\n", "  - type: dbt\n    selekt: x\n"))
+    code, out, _ = invoke("validate", str(example), "--format", "json")
+    assert code == 1
+    [item] = json.loads(out)
+    assert item == {
+        "file": str(floe),
+        "range": {"start": {"line": 10, "character": 4}, "end": {"line": 10, "character": 10}},
+        "severity": "error",
+        "code": "FLOE003",
+        "message": "unknown key 'selekt'; did you mean 'select'?",
+    }
+
+
+def test_validate_warning_only_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "dbt").mkdir()
+    (tmp_path / "dbt" / "dbt_project.yml").write_text("name: x\nprofile: x\n")
+    (tmp_path / "floe.yaml").write_text("name: x\nversion: '1.0.0'\ntransforms: [{type: dbt, path: ./dbt}]\n")
+    code, out, _ = invoke("validate", str(tmp_path), "--format", "json")
+    assert code == 0
+    assert [d["code"] for d in json.loads(out)] == ["FLOE040"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["validate", "/nonexistent/place"], "does not exist"),
+        (["validate", str(EXAMPLE), "--env", "qa"], "environment 'qa' not found; available: dev, prod"),
+        (["compile", str(EXAMPLE)], "several environments (dev, prod): choose one with --env"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    code, out, err = invoke(*args)
+    assert code == 2
+    assert err.strip().splitlines() == [f"error: {message}"] or message in err
+    assert "Traceback" not in out + err
+
+
+def test_compile_writes_artifacts(example: Path) -> None:
+    code, out, _ = invoke("compile", str(example), "--env", "dev")
+    assert code == 0, out
+    artifacts = json.loads((example / "target" / "floe" / "compiled_artifacts.json").read_text())
+    assert artifacts["environment"] == "dev"
+    assert (example / "target" / "floe" / "profiles.yml").is_file()
+
+
+def test_compile_refuses_on_errors(example: Path, tmp_path: Path) -> None:
+    floe = example / "floe.yaml"
+    floe.write_text(floe.read_text().replace('"1.0.0"', '"one"'))
+    code, out, err = invoke("compile", str(example), "--env", "dev", "--output", str(tmp_path / "o"))
+    assert code == 1
+    assert "FLOE005" in out and "Not compiled." in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_schema_to_stdout_and_file(tmp_path: Path) -> None:
+    code, out, _ = invoke("schema", "platform")
+    assert code == 0 and json.loads(out)["title"] == "Platform"
+    code, _, _ = invoke("schema", "floe", "--output", str(tmp_path / "s.json"))
+    assert code == 0 and json.loads((tmp_path / "s.json").read_text())["title"] == "Pipeline"
+
+
+def test_init_scaffolds_a_clean_project_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "My Pipeline"
+    code, out, _ = invoke("init", str(target))
+    assert code == 0, out
+    assert "name: my-pipeline" in (target / "floe.yaml").read_text()
+    assert (target / "floe.yaml").read_text().startswith("# yaml-language-server: $schema=")
+    code, out, _ = invoke("validate", str(target))
+    assert code == 0, out
+    before = (target / "floe.yaml").read_text()
+    code, _, err = invoke("init", str(target))
+    assert code == 2 and "--force" in err
+    assert (target / "floe.yaml").read_text() == before
+    code, _, _ = invoke("init", str(target), "--force", "--name", "renamed")
+    assert code == 0 and "name: renamed" in (target / "floe.yaml").read_text()
+
+
+def test_init_rejects_bad_name(tmp_path: Path) -> None:
+    code, _, err = invoke("init", str(tmp_path / "x"), "--name", "Bad Name")
+    assert code == 2 and "invalid pipeline name" in err
+
+
+def test_version_and_help() -> None:
+    code, out, _ = invoke("--version")
+    assert code == 0 and "floe-runtime, version" in out
+    code, out, _ = invoke("--help")
+    assert code == 0 and "validate" in out and "compile" in out
+
+
+def test_unknown_command_is_usage_error() -> None:
+    code, _, err = invoke("frobnicate")
+    assert code == 2 and "No such command" in err
+
+
+def _console(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("floe-runtime")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "floe_runtime"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_subprocess_validate_and_exit_codes(example: Path) -> None:
+    ok = _console("validate", cwd=example)
+    assert ok.returncode == 0, ok.stderr
+    assert "All checks passed" in ok.stdout
+    (example / "floe.yaml").write_text("name: [unclosed\n")
+    bad = _console("validate", "--format", "json", cwd=example)
+    assert bad.returncode == 1
+    assert [d["code"] for d in json.loads(bad.stdout)] == ["FLOE001"]
+    usage = _console("validate", "--format", "xml", cwd=example)
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys; from floe_runtime.cli import cli\n"
+        "try:\n    cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'pydantic','dagster','dbt','pyiceberg','rich','opentelemetry','openlineage'})\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_validate_does_not_import_runtime_modules() -> None:
+    code = (
+        "import sys; from floe_runtime.cli import main\n"
+        f"try:\n    main(['validate', {str(EXAMPLE)!r}])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster','dbt','pyiceberg'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,63 @@
+"""compile: one environment resolved into CompiledArtifacts, secrets kept as references."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from floe_runtime.analysis import discover
+from floe_runtime.compiler import CompileError, compile_project, load_artifacts, write_artifacts
+
+
+def test_dev_resolves_embedded_profiles(example: Path) -> None:
+    artifacts = compile_project(discover(example), "dev")
+    assert artifacts.environment == "dev"
+    assert (artifacts.storage.profile.type, artifacts.catalog.profile.type, artifacts.compute.profile.type) == (
+        "local", "sql", "duckdb")
+    [target] = artifacts.dbt
+    assert target.profile_name == "customer_analytics"
+    assert target.namespace == "analytics"
+    assert Path(target.project_dir) == example / "dbt"
+    assert artifacts.source_hashes["floe.yaml"] == hashlib.sha256((example / "floe.yaml").read_bytes()).hexdigest()
+    profiles = yaml.safe_load(artifacts.profiles_yml)
+    output = profiles["customer_analytics"]["outputs"]["dev"]
+    assert profiles["customer_analytics"]["target"] == "dev"
+    assert output == {"type": "duckdb", "path": str(example / ".floe" / "floe.duckdb"), "threads": 4}
+
+
+def test_prod_keeps_secrets_as_references(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PG_PASSWORD", "sentinel-value-123")
+    artifacts = compile_project(discover(example), "prod")
+    text = artifacts.model_dump_json()
+    assert "sentinel-value-123" not in text
+    assert artifacts.secret_refs == ["lake-key-id", "lake-secret", "polaris-oauth-secret", "pg-password"]
+    output = yaml.safe_load(artifacts.profiles_yml)["customer_analytics"]["outputs"]["prod"]
+    assert output["password"] == "{{ env_var('PG_PASSWORD') }}"
+    assert output["schema"] == "public"
+    dumped = json.loads(artifacts.model_dump_json(by_alias=True))
+    assert dumped["compute"]["profile"]["password"] == {"secret_ref": "pg-password"}
+
+
+def test_refuses_on_errors(example: Path) -> None:
+    floe = example / "floe.yaml"
+    floe.write_text(floe.read_text().replace("catalog: default", "catalog: nope"))
+    with pytest.raises(CompileError) as exc:
+        compile_project(discover(example), "dev")
+    assert [d.code for d in exc.value.diagnostics] == ["FLOE010"]
+
+
+def test_needs_an_environment_choice(example: Path) -> None:
+    with pytest.raises(CompileError, match="choose one with --env"):
+        compile_project(discover(example))
+
+
+def test_write_and_load_round_trip(example: Path, tmp_path: Path) -> None:
+    artifacts = compile_project(discover(example), "prod")
+    artifacts_path, profiles_path = write_artifacts(artifacts, tmp_path / "out")
+    assert load_artifacts(artifacts_path) == artifacts
+    assert profiles_path.read_text() == artifacts.profiles_yml
+    assert json.loads(artifacts_path.read_text())["schema_version"] == "1"
