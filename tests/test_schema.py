@@ -18,7 +18,10 @@ from tests.conftest import EXAMPLE, REPO
 
 FILES = {
     "floe": [EXAMPLE / "floe.yaml"],
-    "platform": [EXAMPLE / "platform" / "dev" / "platform.yaml", EXAMPLE / "platform" / "prod" / "platform.yaml"],
+    "platform": [
+        EXAMPLE / "platform" / "dev" / "platform.yaml",
+        EXAMPLE / "platform" / "prod" / "platform.yaml",
+    ],
 }
 
 
@@ -34,17 +37,31 @@ def test_schema_is_valid_2020_12_and_accepts_the_example(kind: str) -> None:
 
 def test_schema_rejects_what_the_models_reject() -> None:
     validator = Draft202012Validator(json_schema("platform"))
-    bad = {"version": "1", "compute": {"w": {"type": "postgres", "host": "h", "user": "u",
-                                             "dbname": "d", "password": "literal"}}}
+    bad = {
+        "version": "1",
+        "compute": {
+            "w": {
+                "type": "postgres",
+                "host": "h",
+                "user": "u",
+                "dbname": "d",
+                "password": "literal",
+            }
+        },
+    }
     assert list(validator.iter_errors(bad))
     validator = Draft202012Validator(json_schema("floe"))
-    assert list(validator.iter_errors({"name": "x", "version": "1.0.0", "transforms": [], "extra": 1}))
+    assert list(
+        validator.iter_errors({"name": "x", "version": "1.0.0", "transforms": [], "extra": 1})
+    )
 
 
 @pytest.mark.parametrize("kind", ["floe", "platform"])
 def test_committed_schemas_are_up_to_date(kind: str) -> None:
     committed = (REPO / "schemas" / f"{kind}.schema.json").read_text()
-    assert committed == json_schema_text(kind), "run: floe-runtime schema KIND -o schemas/KIND.schema.json"
+    assert committed == json_schema_text(kind), (
+        "run: floe-runtime schema KIND -o schemas/KIND.schema.json"
+    )
 
 
 def _schema_fields(schema: dict[str, Any]) -> set[tuple[str, str]]:

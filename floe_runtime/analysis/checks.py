@@ -109,7 +109,9 @@ def check_schema(
     root = doc.root
     if root is not None and root.kind != "map":
         return None, [
-            error(doc.file, root.range, "FLOE005", "expected a mapping of keys at the top of the file")
+            error(
+                doc.file, root.range, "FLOE005", "expected a mapping of keys at the top of the file"
+            )
         ]
     data = doc.data() if root is not None else {}
     try:
@@ -163,26 +165,28 @@ def _map_error(
             message = f"unknown key '{key}'; expected one of: {', '.join(valid)}"
         else:
             message = f"unknown key '{key}'"
-        return error(doc.file, rng, "FLOE003", message, path=list(path), key=key, suggestion=suggestion)
+        return error(
+            doc.file, rng, "FLOE003", message, path=list(path), key=key, suggestion=suggestion
+        )
     if kind == "missing":
         return _missing(doc, path, str(path[-1]))
     if kind == "union_tag_not_found":
         disc = str(ctx.get("discriminator", "type")).strip("'")
         slot = slot_at(model, path, data)
-        options = ", ".join(slot.tag_values()) if slot else ""
+        tags = ", ".join(slot.tag_values()) if slot else ""
         diag = _missing(doc, (*path, disc), disc)
-        if options:
-            diag = _with_message(diag, f"{diag.message} (one of: {options})")
+        if tags:
+            diag = _with_message(diag, f"{diag.message} (one of: {tags})")
         return diag
     if kind == "union_tag_invalid":
         disc = str(ctx.get("discriminator", "type")).strip("'")
         tag_path = (*path, disc)
         node = doc.node(tag_path)
         slot = slot_at(model, path, data)
-        options = list(slot.tag_values()) if slot else []
+        tag_options = list(slot.tag_values()) if slot else []
         tag = str(ctx.get("tag", ""))
-        suggestion = closest(tag, options)
-        message = f"invalid {disc} '{tag}'; expected one of: {', '.join(options)}"
+        suggestion = closest(tag, tag_options)
+        message = f"invalid {disc} '{tag}'; expected one of: {', '.join(tag_options)}"
         if suggestion:
             message += f" (did you mean '{suggestion}'?)"
         return error(
@@ -192,7 +196,7 @@ def _map_error(
             message,
             path=list(tag_path),
             suggestion=suggestion,
-            options=options,
+            options=tag_options,
         )
     node = doc.node(path)
     rng = node.range if node is not None else _nearest(doc, path)
@@ -232,7 +236,9 @@ def _missing(doc: YamlDocument, path: NodePath, key: str) -> Diagnostic:
         rng = first.key_range or parent.range
     else:
         rng = doc.first_line_range() if not parent_path else _nearest(doc, parent_path)
-    return error(doc.file, rng, "FLOE004", f"missing required key '{key}'", path=list(path), key=key)
+    return error(
+        doc.file, rng, "FLOE004", f"missing required key '{key}'", path=list(path), key=key
+    )
 
 
 def _with_message(diag: Diagnostic, message: str) -> Diagnostic:
@@ -314,7 +320,11 @@ def check_transform_paths(pipeline: YamlDocument, root: Path) -> list[Diagnostic
         path_node = item.entries.get("path")
         if type_node is None or type_node.value != "dbt" or path_node is None:
             continue
-        if path_node.kind != "scalar" or not isinstance(path_node.value, str) or not path_node.value:
+        if (
+            path_node.kind != "scalar"
+            or not isinstance(path_node.value, str)
+            or not path_node.value
+        ):
             continue
         target = (root / path_node.value).resolve()
         if not target.is_dir():
@@ -324,7 +334,13 @@ def check_transform_paths(pipeline: YamlDocument, root: Path) -> list[Diagnostic
         else:
             continue
         out.append(
-            error(pipeline.file, path_node.range, "FLOE030", message, path=["transforms", index, "path"])
+            error(
+                pipeline.file,
+                path_node.range,
+                "FLOE030",
+                message,
+                path=["transforms", index, "path"],
+            )
         )
     return out
 

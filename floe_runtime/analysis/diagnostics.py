@@ -7,11 +7,11 @@ server converts them to the client's position encoding at its own edge.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a diagnostic is (the LSP's four levels)."""
 
     ERROR = "error"

@@ -18,7 +18,7 @@ import yaml
 from floe_runtime.analysis.diagnostics import Diagnostic, Position, Range, error
 
 try:  # libyaml is present in every wheel of PyYAML we install; fall back for odd builds.
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment,misc]
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
@@ -169,7 +169,7 @@ class _Builder:
             value=self._scalar(node),
             raw=str(node.value),
             tag=node.tag,
-            style=node.style,
+            style=getattr(node, "style", None),
         )
 
     def _scalar(self, node: yaml.Node) -> Any:

@@ -92,7 +92,9 @@ def discover(
     if target.is_dir():
         pipeline_file = target / PIPELINE_FILE
         if not pipeline_file.is_file():
-            raise ProjectError(f"no {PIPELINE_FILE} in {target} (run 'floe-runtime init' to create one)")
+            raise ProjectError(
+                f"no {PIPELINE_FILE} in {target} (run 'floe-runtime init' to create one)"
+            )
     elif target.is_file():
         pipeline_file = target
     else:

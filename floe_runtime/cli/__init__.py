@@ -17,14 +17,32 @@ from floe_runtime import __version__
 
 #: Command name → "module:attribute" of its click command, imported on use.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "validate": ("floe_runtime.cli.validate", "Check floe.yaml and platform.yaml; print diagnostics."),
-    "compile": ("floe_runtime.cli.compile:compile_command", "Resolve one environment into compiled artifacts."),
+    "validate": (
+        "floe_runtime.cli.validate",
+        "Check floe.yaml and platform.yaml; print diagnostics.",
+    ),
+    "compile": (
+        "floe_runtime.cli.compile:compile_command",
+        "Resolve one environment into compiled artifacts.",
+    ),
     "schema": ("floe_runtime.cli.schema", "Print the JSON Schema of floe.yaml or platform.yaml."),
     "init": ("floe_runtime.cli.init", "Create a new pipeline project that validates clean."),
-    "run": ("floe_runtime.cli.runtime_commands:run", "Run the pipeline: dbt via Dagster, publish to Iceberg."),
-    "lineage": ("floe_runtime.cli.runtime_commands:lineage", "Render a run's lineage as an HTML page."),
-    "dev": ("floe_runtime.cli.runtime_commands:dev", "Start the Dagster UI on the pipeline's definitions."),
-    "deploy": ("floe_runtime.cli.runtime_commands:deploy", "Print deployment configuration (Helm values)."),
+    "run": (
+        "floe_runtime.cli.runtime_commands:run",
+        "Run the pipeline: dbt via Dagster, publish to Iceberg.",
+    ),
+    "lineage": (
+        "floe_runtime.cli.runtime_commands:lineage",
+        "Render a run's lineage as an HTML page.",
+    ),
+    "dev": (
+        "floe_runtime.cli.runtime_commands:dev",
+        "Start the Dagster UI on the pipeline's definitions.",
+    ),
+    "deploy": (
+        "floe_runtime.cli.runtime_commands:deploy",
+        "Print deployment configuration (Helm values).",
+    ),
     "lsp": ("floe_lsp.__main__:lsp_command", "Start the floe language server (stdio by default)."),
 }
 

@@ -20,7 +20,7 @@ from floe_runtime.config.platform import (
 )
 
 ARTIFACTS_FILE = "compiled_artifacts.json"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION: Literal["1"] = "1"
 
 
 class _Frozen(BaseModel):

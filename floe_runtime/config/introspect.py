@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -140,7 +140,7 @@ def slot_of_field(name: str, info: FieldInfo) -> Slot:
     return Slot(tp, info, disc, name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fields_by_key(model: type[BaseModel]) -> dict[str, FieldInfo]:
     """A model's fields keyed as they are written in YAML (aliases included)."""
     return {(info.alias or name): info for name, info in model.model_fields.items()}
@@ -191,7 +191,9 @@ def keys_at(model: type[BaseModel], path: Sequence[str | int], data: Any) -> dic
     return {}
 
 
-def loc_to_path(model: type[BaseModel], loc: Sequence[str | int], data: Any) -> tuple[str | int, ...]:
+def loc_to_path(
+    model: type[BaseModel], loc: Sequence[str | int], data: Any
+) -> tuple[str | int, ...]:
     """Turn a pydantic error `loc` into a YAML path by dropping tagged-union tags."""
     slot: Slot | None = root_slot(model)
     here = data
@@ -200,13 +202,17 @@ def loc_to_path(model: type[BaseModel], loc: Sequence[str | int], data: Any) -> 
     index = 0
     while index < len(items):
         key = items[index]
-        if slot is not None and slot.discriminator is not None:
-            # pydantic puts the union tag into loc: ('storage', 'lake', 's3', 'bucket').
-            if isinstance(here, Mapping) and str(here.get(slot.discriminator)) == str(key):
-                index += 1
-                chosen = slot.choose(here)
-                slot = Slot(chosen) if chosen is not None else None
-                continue
+        # pydantic puts the union tag into loc: ('storage', 'lake', 's3', 'bucket').
+        if (
+            slot is not None
+            and slot.discriminator is not None
+            and isinstance(here, Mapping)
+            and str(here.get(slot.discriminator)) == str(key)
+        ):
+            index += 1
+            chosen = slot.choose(here)
+            slot = Slot(chosen) if chosen is not None else None
+            continue
         path.append(key)
         slot = child_slot(slot, key, here) if slot is not None else None
         here = _step(here, key)

@@ -91,9 +91,7 @@ class DbtTransform(FloeModel):
     select: str | None = Field(
         default=None, description="dbt node selection (`--select`), e.g. `+marts`."
     )
-    exclude: str | None = Field(
-        default=None, description="dbt nodes to leave out (`--exclude`)."
-    )
+    exclude: str | None = Field(default=None, description="dbt nodes to leave out (`--exclude`).")
     vars: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, description="dbt project variables passed as `--vars`."
     )

@@ -382,7 +382,10 @@ class OtlpTraces(FloeModel):
         default_factory=dict, description="Extra request headers, each a secret reference."
     )
     timeout_seconds: float = Field(
-        default=2.0, gt=0, le=60, description="Export timeout; short so a dead collector never stalls."
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Export timeout; short so a dead collector never stalls.",
     )
 
 
@@ -427,7 +430,10 @@ class HttpLineage(_LineageBase):
     endpoint: str = Field(default="api/v1/lineage", description="Path of the lineage endpoint.")
     api_key: SecretRef | None = Field(default=None, description="API key, as a secret reference.")
     timeout_seconds: float = Field(
-        default=2.0, gt=0, le=60, description="Request timeout; short so a dead server never stalls."
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Request timeout; short so a dead server never stalls.",
     )
 
 

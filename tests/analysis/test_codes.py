@@ -103,7 +103,9 @@ def test_floe004_missing_key_points_at_parent_key(make_project: MakeProject) -> 
 
 
 def test_floe004_missing_top_level_key_points_at_first_line(make_project: MakeProject) -> None:
-    root = make_project("# comment\nname: demo\ntransforms:\n  - {type: dbt, path: ./dbt}\n", {"dev": DEV})
+    root = make_project(
+        "# comment\nname: demo\ntransforms:\n  - {type: dbt, path: ./dbt}\n", {"dev": DEV}
+    )
     diag = only(run(root), "FLOE004")
     assert diag.range == Range.of(1, 0, 1, 10)
     assert "'version'" in diag.message
@@ -144,7 +146,9 @@ def test_floe005_cron_and_timezone(make_project: MakeProject) -> None:
 
 def test_floe010_reference_missing_in_one_environment(make_project: MakeProject) -> None:
     prod = DEV.replace("  default: {type: sql}", "  lake: {type: sql}")
-    root = make_project(FLOE.replace("transforms:", "catalog: lake\ntransforms:"), {"dev": DEV, "prod": prod})
+    root = make_project(
+        FLOE.replace("transforms:", "catalog: lake\ntransforms:"), {"dev": DEV, "prod": prod}
+    )
     diag = only(run(root), "FLOE010")
     assert diag.file == str(root / "floe.yaml")
     assert diag.range == Range.of(2, 9, 2, 13)
@@ -162,7 +166,9 @@ def test_floe010_suggests_closest_name(make_project: MakeProject) -> None:
 
 def test_floe010_env_narrows_to_one(make_project: MakeProject) -> None:
     prod = DEV.replace("  default: {type: sql}", "  lake: {type: sql}")
-    root = make_project(FLOE.replace("transforms:", "catalog: lake\ntransforms:"), {"dev": DEV, "prod": prod})
+    root = make_project(
+        FLOE.replace("transforms:", "catalog: lake\ntransforms:"), {"dev": DEV, "prod": prod}
+    )
     assert [d.code for d in run(root, "prod")] == []
     assert [d.data["environment"] for d in run(root, "dev")] == ["dev"]
 
@@ -212,8 +218,20 @@ def test_floe040_no_platform_is_a_warning(make_project: MakeProject) -> None:
     assert diag.range == Range.of(0, 0, 0, 10)
 
 
-@pytest.mark.parametrize("code", ["FLOE001", "FLOE002", "FLOE003", "FLOE004", "FLOE005",
-                                  "FLOE010", "FLOE020", "FLOE030", "FLOE040"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "FLOE001",
+        "FLOE002",
+        "FLOE003",
+        "FLOE004",
+        "FLOE005",
+        "FLOE010",
+        "FLOE020",
+        "FLOE030",
+        "FLOE040",
+    ],
+)
 def test_every_code_is_documented(code: str) -> None:
     from floe_runtime.analysis import CODES
 

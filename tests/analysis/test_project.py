@@ -28,7 +28,9 @@ def test_platform_beside_is_default_env(make_project: MakeProject) -> None:
     assert env.name == "default" and env.platform_file == root / "platform.yaml"
 
 
-def test_env_option_and_floe_env_narrow(make_project: MakeProject, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_option_and_floe_env_narrow(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = make_project(FLOE, {"prod": PLATFORM, "dev": PLATFORM})
     assert [e.name for e in discover(root, "prod").environments] == ["prod"]
     monkeypatch.setenv("FLOE_ENV", "dev")

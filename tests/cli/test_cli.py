@@ -58,7 +58,9 @@ def test_validate_json_matches_design(example: Path) -> None:
 def test_validate_warning_only_exits_0(tmp_path: Path) -> None:
     (tmp_path / "dbt").mkdir()
     (tmp_path / "dbt" / "dbt_project.yml").write_text("name: x\nprofile: x\n")
-    (tmp_path / "floe.yaml").write_text("name: x\nversion: '1.0.0'\ntransforms: [{type: dbt, path: ./dbt}]\n")
+    (tmp_path / "floe.yaml").write_text(
+        "name: x\nversion: '1.0.0'\ntransforms: [{type: dbt, path: ./dbt}]\n"
+    )
     code, out, _ = invoke("validate", str(tmp_path), "--format", "json")
     assert code == 0
     assert [d["code"] for d in json.loads(out)] == ["FLOE040"]
@@ -68,7 +70,10 @@ def test_validate_warning_only_exits_0(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["validate", "/nonexistent/place"], "does not exist"),
-        (["validate", str(EXAMPLE), "--env", "qa"], "environment 'qa' not found; available: dev, prod"),
+        (
+            ["validate", str(EXAMPLE), "--env", "qa"],
+            "environment 'qa' not found; available: dev, prod",
+        ),
         (["compile", str(EXAMPLE)], "several environments (dev, prod): choose one with --env"),
     ],
 )
@@ -90,7 +95,9 @@ def test_compile_writes_artifacts(example: Path) -> None:
 def test_compile_refuses_on_errors(example: Path, tmp_path: Path) -> None:
     floe = example / "floe.yaml"
     floe.write_text(floe.read_text().replace('"1.0.0"', '"one"'))
-    code, out, err = invoke("compile", str(example), "--env", "dev", "--output", str(tmp_path / "o"))
+    code, out, err = invoke(
+        "compile", str(example), "--env", "dev", "--output", str(tmp_path / "o")
+    )
     assert code == 1
     assert "FLOE005" in out and "Not compiled." in err
     assert not (tmp_path / "o").exists()

@@ -16,17 +16,27 @@ from floe_runtime.compiler import CompileError, compile_project, load_artifacts,
 def test_dev_resolves_embedded_profiles(example: Path) -> None:
     artifacts = compile_project(discover(example), "dev")
     assert artifacts.environment == "dev"
-    assert (artifacts.storage.profile.type, artifacts.catalog.profile.type, artifacts.compute.profile.type) == (
-        "local", "sql", "duckdb")
+    assert (
+        artifacts.storage.profile.type,
+        artifacts.catalog.profile.type,
+        artifacts.compute.profile.type,
+    ) == ("local", "sql", "duckdb")
     [target] = artifacts.dbt
     assert target.profile_name == "customer_analytics"
     assert target.namespace == "analytics"
     assert Path(target.project_dir) == example / "dbt"
-    assert artifacts.source_hashes["floe.yaml"] == hashlib.sha256((example / "floe.yaml").read_bytes()).hexdigest()
+    assert (
+        artifacts.source_hashes["floe.yaml"]
+        == hashlib.sha256((example / "floe.yaml").read_bytes()).hexdigest()
+    )
     profiles = yaml.safe_load(artifacts.profiles_yml)
     output = profiles["customer_analytics"]["outputs"]["dev"]
     assert profiles["customer_analytics"]["target"] == "dev"
-    assert output == {"type": "duckdb", "path": str(example / ".floe" / "floe.duckdb"), "threads": 4}
+    assert output == {
+        "type": "duckdb",
+        "path": str(example / ".floe" / "floe.duckdb"),
+        "threads": 4,
+    }
 
 
 def test_prod_keeps_secrets_as_references(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +44,12 @@ def test_prod_keeps_secrets_as_references(example: Path, monkeypatch: pytest.Mon
     artifacts = compile_project(discover(example), "prod")
     text = artifacts.model_dump_json()
     assert "sentinel-value-123" not in text
-    assert artifacts.secret_refs == ["lake-key-id", "lake-secret", "polaris-oauth-secret", "pg-password"]
+    assert artifacts.secret_refs == [
+        "lake-key-id",
+        "lake-secret",
+        "polaris-oauth-secret",
+        "pg-password",
+    ]
     output = yaml.safe_load(artifacts.profiles_yml)["customer_analytics"]["outputs"]["prod"]
     assert output["password"] == "{{ env_var('PG_PASSWORD') }}"
     assert output["schema"] == "public"

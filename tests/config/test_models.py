@@ -13,7 +13,12 @@ from floe_runtime.config.platform import Platform, PostgresCompute, S3Storage
 
 
 def pipeline(**extra: Any) -> dict[str, Any]:
-    return {"name": "demo", "version": "1.0.0", "transforms": [{"type": "dbt", "path": "d"}], **extra}
+    return {
+        "name": "demo",
+        "version": "1.0.0",
+        "transforms": [{"type": "dbt", "path": "d"}],
+        **extra,
+    }
 
 
 def test_pipeline_defaults() -> None:
@@ -40,15 +45,24 @@ def test_semver_accepted(version: str) -> None:
     assert Pipeline.model_validate(pipeline(version=version)).version == version
 
 
-@pytest.mark.parametrize("cron", ["0 6 * * *", "*/15 * * * 1-5", "0 0 1 jan,jul *", "@daily", "5 4 * * sun"])
+@pytest.mark.parametrize(
+    "cron", ["0 6 * * *", "*/15 * * * 1-5", "0 0 1 jan,jul *", "@daily", "5 4 * * sun"]
+)
 def test_cron_accepted(cron: str) -> None:
     assert check_cron(cron) == cron
 
 
 @pytest.mark.parametrize(
     ("cron", "fragment"),
-    [("0 6 * *", "5 fields"), ("60 * * * *", "minute"), ("* * 0 * *", "day of month"),
-     ("* * * 13 *", "month"), ("*/0 * * * *", "step"), ("5-1 * * * *", "backwards"), ("a * * * *", "not a number")],
+    [
+        ("0 6 * *", "5 fields"),
+        ("60 * * * *", "minute"),
+        ("* * 0 * *", "day of month"),
+        ("* * * 13 *", "month"),
+        ("*/0 * * * *", "step"),
+        ("5-1 * * * *", "backwards"),
+        ("a * * * *", "not a number"),
+    ],
 )
 def test_cron_rejected(cron: str, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
@@ -70,10 +84,26 @@ def test_profiles_are_discriminated_on_type() -> None:
     p = Platform.model_validate(
         {
             "version": "1",
-            "storage": {"lake": {"type": "s3", "bucket": "acme", "credentials": {
-                "access_key_id": {"secret_ref": "k"}, "secret_access_key": {"secret_ref": "s"}}}},
-            "compute": {"wh": {"type": "postgres", "host": "h", "user": "u", "dbname": "d",
-                               "schema": "analytics", "password": {"secret_ref": "pg-password"}}},
+            "storage": {
+                "lake": {
+                    "type": "s3",
+                    "bucket": "acme",
+                    "credentials": {
+                        "access_key_id": {"secret_ref": "k"},
+                        "secret_access_key": {"secret_ref": "s"},
+                    },
+                }
+            },
+            "compute": {
+                "wh": {
+                    "type": "postgres",
+                    "host": "h",
+                    "user": "u",
+                    "dbname": "d",
+                    "schema": "analytics",
+                    "password": {"secret_ref": "pg-password"},
+                }
+            },
         }
     )
     assert isinstance(p.storage["lake"], S3Storage)
@@ -84,8 +114,20 @@ def test_profiles_are_discriminated_on_type() -> None:
 
 def test_credential_fields_refuse_literals() -> None:
     with pytest.raises(ValidationError):
-        Platform.model_validate({"version": "1", "compute": {"wh": {
-            "type": "postgres", "host": "h", "user": "u", "dbname": "d", "password": "literal"}}})
+        Platform.model_validate(
+            {
+                "version": "1",
+                "compute": {
+                    "wh": {
+                        "type": "postgres",
+                        "host": "h",
+                        "user": "u",
+                        "dbname": "d",
+                        "password": "literal",
+                    }
+                },
+            }
+        )
 
 
 def test_secret_ref_names_are_kubernetes_names() -> None:
@@ -96,9 +138,22 @@ def test_secret_ref_names_are_kubernetes_names() -> None:
 
 
 def test_catalog_credentials_discriminated_on_mode() -> None:
-    p = Platform.model_validate({"version": "1", "catalogs": {"lake": {
-        "type": "polaris", "uri": "https://p/api/catalog",
-        "credentials": {"mode": "oauth2", "client_id": "c", "client_secret": {"secret_ref": "s"}}}}})
+    p = Platform.model_validate(
+        {
+            "version": "1",
+            "catalogs": {
+                "lake": {
+                    "type": "polaris",
+                    "uri": "https://p/api/catalog",
+                    "credentials": {
+                        "mode": "oauth2",
+                        "client_id": "c",
+                        "client_secret": {"secret_ref": "s"},
+                    },
+                }
+            },
+        }
+    )
     creds = p.catalogs["lake"].credentials  # type: ignore[union-attr]
     assert creds.mode == "oauth2"
 
@@ -110,7 +165,11 @@ def test_every_field_has_a_description() -> None:
     missing = []
     for module in (pipeline_module, platform_module):
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__:
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseModel)
+                and value.__module__ == module.__name__
+            ):
                 for name, info in value.model_fields.items():
                     if not info.description:
                         missing.append(f"{value.__name__}.{name}")
