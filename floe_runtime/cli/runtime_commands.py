@@ -1,0 +1,323 @@
+"""`floe-runtime run`, `lineage`, `dev` and `deploy`: the commands that execute pipelines.
+
+Heavy imports (dbt, Dagster, pyiceberg, OpenTelemetry, OpenLineage) happen inside
+the command functions, never when the CLI starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from floe_runtime.cli.common import (
+    ENV_OPTION,
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
+    PATH_ARGUMENT,
+    fail,
+    print_diagnostics,
+    shown_path,
+    summary,
+)
+
+if TYPE_CHECKING:
+    from floe_runtime.analysis import Project
+    from floe_runtime.compiler.artifacts import CompiledArtifacts
+    from floe_runtime.runtime.assets import NodeResult
+
+
+def _compile(path: Path | None, env: str | None) -> tuple[Project, CompiledArtifacts]:
+    """discover → validate → compile → write artifacts; exit 2 with diagnostics on any problem."""
+    from floe_runtime.analysis import ProjectError, discover
+    from floe_runtime.compiler import CompileError, compile_project, write_artifacts
+    from floe_runtime.compiler.compile import default_output_dir
+
+    try:
+        project = discover(path, env)
+    except ProjectError as exc:
+        fail(str(exc))
+    try:
+        artifacts = compile_project(project)
+    except CompileError as exc:
+        if not exc.diagnostics:
+            fail(str(exc))
+        print_diagnostics(exc.diagnostics)
+        click.echo(f"{summary(exc.diagnostics)} Not run.", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        write_artifacts(artifacts, default_output_dir(project))
+    except OSError as exc:
+        fail(f"cannot write compiled artifacts: {exc.strerror or exc}")
+    return project, artifacts
+
+
+class _ConsoleObserver:
+    """One line per asset as it finishes (and per publish), on a rich console."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+
+    def node_started(self, node: NodeResult) -> None:
+        return None
+
+    def node_finished(self, node: NodeResult) -> None:
+        if node.resource_type == "test" and not node.failed:
+            return  # tests are checks: only their failures get a line
+        style = {"success": "green", "pass": "green", "skipped": "yellow", "warn": "yellow"}.get(
+            node.status, "red"
+        )
+        label = {"success": "OK", "pass": "PASS", "skipped": "SKIP"}.get(
+            node.status, node.status.upper()
+        )
+        self.console.print(
+            f"  [{style}]{label:<5}[/{style}] {node.resource_type:<8} {node.name:<40} "
+            f"{node.seconds:6.2f}s"
+        )
+
+    def node_published(self, node: NodeResult) -> None:
+        if node.published is not None:
+            self.console.print(
+                f"  [cyan]PUB  [/cyan] iceberg  {node.published.identifier:<40} "
+                f"{node.publish_seconds:6.2f}s  {node.published.rows} rows"
+            )
+        else:
+            self.console.print(f"  [red]FAIL [/red] iceberg  {node.name:<40} publish failed")
+
+
+@click.command(name="run")
+@PATH_ARGUMENT
+@ENV_OPTION
+@click.option("--select", "-s", "select", metavar="SEL",
+              help="dbt node selection for this run (replaces floe.yaml's select).")
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
+def run(path: Path | None, env: str | None, select: str | None, full_refresh: bool) -> None:
+    """Run the pipeline: dbt through Dagster, publish tables to Iceberg, trace, emit lineage.
+
+    Exit 0 when every model and test passed, 1 when one failed (dbt's error shown),
+    2 for usage or configuration errors (nothing runs).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    _, artifacts = _compile(path, env)
+    from floe_runtime.runtime.secrets import MissingSecretError, resolve_secrets
+
+    try:
+        secrets = resolve_secrets(artifacts.secret_refs)
+    except MissingSecretError as exc:
+        fail(str(exc))
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    err_console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    from floe_runtime.runtime.dbt_project import DbtParseError
+    from floe_runtime.runtime.engine import CatalogUnavailable, run_pipeline
+
+    console.print(
+        f"[bold]floe-runtime run[/bold] {artifacts.pipeline.name} "
+        f"(environment {artifacts.environment}, compute {artifacts.compute.profile.type}, "
+        f"catalog {artifacts.catalog.profile.type})"
+    )
+    try:
+        outcome = run_pipeline(
+            artifacts,
+            secrets,
+            select=select,
+            full_refresh=full_refresh,
+            observer=_ConsoleObserver(console),
+            warn=lambda msg: err_console.print(f"[yellow]warning:[/yellow] {secrets.redact(msg)}"),
+        )
+    except CatalogUnavailable as exc:
+        fail(str(exc))
+    except DbtParseError as exc:
+        click.echo("error: dbt could not parse the project:", err=True)
+        click.echo(secrets.redact(str(exc)), err=True)
+        sys.exit(EXIT_ERRORS)
+
+    table = Table(title=f"run {outcome.run_id}", title_justify="left", show_lines=False)
+    for column in ("asset", "kind", "status", "time", "rows", "iceberg table"):
+        table.add_column(
+            column, justify="right" if column in ("time", "rows") else "left", no_wrap=True
+        )
+    assets = [r for r in outcome.results if r.resource_type in ("model", "seed", "snapshot")]
+    for r in assets:
+        status = "publish failed" if r.publish_error else r.status
+        colour = "red" if r.failed else ("yellow" if r.status == "skipped" else "green")
+        table.add_row(
+            r.name, f"{r.resource_type} ({r.materialized})" if r.materialized else r.resource_type,
+            f"[{colour}]{status}[/{colour}]", f"{r.seconds + r.publish_seconds:.2f}s",
+            "" if r.rows is None else str(r.rows),
+            r.published.identifier if r.published else "",
+        )
+    console.print(table)
+    tests = [r for r in outcome.results if r.resource_type == "test"]
+    failed_tests = [t for t in tests if t.failed]
+    console.print(
+        f"tests: {len(tests) - len(failed_tests)} passed, {len(failed_tests)} failed, "
+        f"{sum(1 for t in tests if t.status == 'skipped')} skipped"
+    )
+    from floe_runtime.runtime.iceberg import catalog_namespace_uri
+
+    namespaces = sorted({t.namespace for t in artifacts.dbt})
+    console.print(f"tables:  {catalog_namespace_uri(artifacts)} (namespace {', '.join(namespaces)})")
+    console.print(f"lineage: {outcome.lineage}")
+    console.print(f"traces:  {outcome.traces}")
+    if outcome.failed:
+        for r in outcome.results:
+            if r.failed:
+                err_console.print(f"[red]error[/red] in {r.resource_type} {r.name}:")
+                err_console.print(r.publish_error or r.message or r.status, markup=False)
+        for error in outcome.errors:
+            err_console.print(f"[red]error:[/red] {error}", markup=True)
+        console.print(f"[red]Run failed[/red] in {outcome.seconds:.1f}s.")
+        sys.exit(EXIT_ERRORS)
+    console.print(f"[green]Run succeeded[/green] in {outcome.seconds:.1f}s.")
+    sys.exit(EXIT_OK)
+
+
+@click.command(name="lineage")
+@PATH_ARGUMENT
+@ENV_OPTION
+@click.option("--run", "run_id", default="latest", show_default=True, metavar="latest|RUN_ID",
+              help="Which run to show.")
+@click.option("--open/--no-open", "open_browser", default=None,
+              help="Open the page in a browser (default: when a display is available).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write (default: <project>/target/floe/lineage.html).")
+def lineage(path: Path | None, env: str | None, run_id: str, open_browser: bool | None,
+            output: Path | None) -> None:
+    """Render a run's lineage as one self-contained HTML page (datasets, jobs, status)."""
+    from floe_runtime.config.platform import FileLineage, HttpLineage
+    from floe_runtime.runtime.lineage_html import LineageError, load_events, render_html
+
+    _, artifacts = _compile(path, env)
+    config = artifacts.observability.lineage
+    if isinstance(config, HttpLineage):
+        base = config.url.rstrip("/")
+        ns = config.namespace
+        click.echo(f"Lineage is sent to {base}; Marquez shows it at:")
+        click.echo(f"  {base}/lineage/job/{ns}/{artifacts.pipeline.name}")
+        click.echo(f"  {base}/api/v1/namespaces/{ns}/jobs/{artifacts.pipeline.name}/runs")
+    source = (
+        artifacts.resolve_path(config.path)
+        if isinstance(config, FileLineage)
+        else artifacts.resolve_path("./.floe/lineage.jsonl")
+    )
+    if not source.exists():
+        if isinstance(config, HttpLineage):
+            sys.exit(EXIT_OK)
+        fail(f"no lineage events at {shown_path(str(source))}: run 'floe-runtime run' first")
+    try:
+        events = load_events(source, None if run_id == "latest" else run_id)
+    except LineageError as exc:
+        fail(str(exc))
+    out = output or Path(artifacts.project_root) / "target" / "floe" / "lineage.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(events, title=artifacts.pipeline.name), encoding="utf-8")
+    click.echo(f"Lineage page: {shown_path(str(out))}")
+    if open_browser is None:
+        open_browser = bool(os.environ.get("DISPLAY") or sys.platform == "darwin")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(out.resolve().as_uri())
+
+
+@click.command(name="dev")
+@PATH_ARGUMENT
+@ENV_OPTION
+@click.option("--port", "-p", default=3000, show_default=True, help="Port of the Dagster UI.")
+def dev(path: Path | None, env: str | None, port: int) -> None:
+    """Start `dagster dev` on the pipeline's definitions, bound to 127.0.0.1."""
+    project, artifacts = _compile(path, env)
+    dagster = Path(sys.executable).parent / "dagster"
+    executable = str(dagster) if dagster.exists() else shutil.which("dagster")
+    if not executable:
+        fail("the 'dagster' command is not installed in this environment")
+    environ = {
+        **os.environ,
+        "FLOE_PROJECT_DIR": str(project.root),
+        "FLOE_ENV": artifacts.environment,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    if "DAGSTER_HOME" not in environ:
+        home = Path(artifacts.project_root) / ".floe" / "dagster"
+        home.mkdir(parents=True, exist_ok=True)
+        environ["DAGSTER_HOME"] = str(home)
+    cmd = [executable, "dev", "-m", "floe_runtime.dagster_defs", "-h", "127.0.0.1", "-p", str(port)]
+    click.echo(f"Dagster UI: http://127.0.0.1:{port}  ({' '.join(cmd[1:])})")
+    try:
+        sys.exit(subprocess.call(cmd, env=environ))
+    except KeyboardInterrupt:
+        sys.exit(EXIT_OK)
+
+
+@click.group(name="deploy")
+def deploy() -> None:
+    """Print deployment configuration for running the pipeline elsewhere."""
+
+
+@deploy.command(name="helm-values")
+@PATH_ARGUMENT
+@ENV_OPTION
+@click.option("--image", default="ghcr.io/acme/customer-analytics", show_default=True,
+              help="Image holding floe-runtime and the project.")
+@click.option("--tag", default="latest", show_default=True, help="Image tag.")
+@click.option("--project-dir", "project_dir", default="/opt/floe/project", show_default=True,
+              help="Where the project lives inside the image.")
+def helm_values(path: Path | None, env: str | None, image: str, tag: str,
+                project_dir: str) -> None:
+    """Print values for Dagster's Helm chart (dagster/dagster) user-code deployment."""
+    import yaml
+
+    from floe_runtime.config.base import secret_env_var
+
+    _, artifacts = _compile(path, env)
+    name = artifacts.pipeline.name
+    secret_name = f"{name}-secrets"
+    values = {
+        "dagster-user-deployments": {
+            "enabled": True,
+            "deployments": [
+                {
+                    "name": name,
+                    "image": {"repository": image, "tag": tag, "pullPolicy": "IfNotPresent"},
+                    "dagsterApiGrpcArgs": ["-m", "floe_runtime.dagster_defs"],
+                    "port": 3030,
+                    "env": [
+                        {"name": "FLOE_PROJECT_DIR", "value": project_dir},
+                        {"name": "FLOE_ENV", "value": artifacts.environment},
+                        {"name": "FLOE_SECRETS_DIR", "value": "/var/run/secrets/floe"},
+                        {"name": "DBT_SEND_ANONYMOUS_USAGE_STATS", "value": "false"},
+                    ],
+                    "volumes": [{"name": "floe-secrets", "secret": {"secretName": secret_name}}]
+                    if artifacts.secret_refs
+                    else [],
+                    "volumeMounts": [
+                        {"name": "floe-secrets", "mountPath": "/var/run/secrets/floe",
+                         "readOnly": True}
+                    ]
+                    if artifacts.secret_refs
+                    else [],
+                    "includeConfigInLaunchedRuns": {"enabled": True},
+                }
+            ],
+        }
+    }
+    header = [
+        f"# Dagster Helm chart values for '{name}' ({artifacts.environment}).",
+        "# helm repo add dagster https://dagster-io.github.io/helm",
+        "# helm upgrade --install dagster dagster/dagster -f values.yaml",
+    ]
+    if artifacts.secret_refs:
+        keys = " ".join(f"--from-literal={ref}=..." for ref in artifacts.secret_refs)
+        header.append(f"# Secrets, one key per secret_ref (env names: "
+                      f"{', '.join(secret_env_var(r) for r in artifacts.secret_refs)}):")
+        header.append(f"#   kubectl create secret generic {secret_name} {keys}")
+    click.echo("\n".join(header))
+    click.echo(yaml.safe_dump(values, sort_keys=False), nl=False)
