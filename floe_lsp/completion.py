@@ -1,0 +1,295 @@
+"""Completion: keys valid at the cursor, enum and tag values, profile names, dbt paths, secrets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from floe_lsp.context import Cursor, cursor_at
+from floe_lsp.server import FloeLanguageServer
+from floe_lsp.state import SKIP_DIRS, file_kind
+from floe_lsp.tiers import SECTION_KINDS, platform_doc, profile_names, references_in
+from floe_runtime.analysis import Position, Project, Range
+from floe_runtime.config.base import SecretRef
+from floe_runtime.config.introspect import Slot, keys_at, slot_at, slot_of_field
+from floe_runtime.config.pipeline import PROFILE_KINDS, Pipeline
+from floe_runtime.config.platform import Platform
+
+TRIGGERS = [":", " ", "/", "."]
+
+
+def model_for(path: Path) -> type[BaseModel] | None:
+    """The model a file is checked against."""
+    kind = file_kind(path)
+    return Pipeline if kind == "pipeline" else Platform if kind == "platform" else None
+
+
+def type_label(slot: Slot) -> str:
+    """A short human name of what a slot holds."""
+    if slot.discriminator is not None:
+        return f"one of {len(slot.members)} kinds by '{slot.discriminator}'"
+    if slot.model is SecretRef:
+        return "secret_ref"
+    if slot.model is not None:
+        return "mapping"
+    if slot.is_mapping:
+        return "mapping of names"
+    if slot.is_list:
+        return "list"
+    values = slot.enum_values
+    if values:
+        return " | ".join(_yaml(v) for v in values)
+    tp = slot.tp
+    return getattr(tp, "__name__", str(tp))
+
+
+def _yaml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("$", "\\$").replace("}", "\\}")
+
+
+def _docs(ls: FloeLanguageServer, text: str | None) -> types.MarkupContent | None:
+    if not text:
+        return None
+    kind = types.MarkupKind.Markdown if ls.markdown else types.MarkupKind.PlainText
+    return types.MarkupContent(kind=kind, value=text)
+
+
+def key_item(
+    ls: FloeLanguageServer, key: str, info: FieldInfo, edit_range: types.Range, indent: str
+) -> types.CompletionItem:
+    """A completion item for a key, with a snippet shaped for its value when allowed."""
+    slot = slot_of_field(key, info)
+    required = info.is_required()
+    if ls.snippets:
+        if slot.model is SecretRef:
+            body = f"{key}: {{secret_ref: ${{1:name}}}}"
+        elif slot.model is not None or slot.is_mapping or slot.discriminator is not None:
+            body = f"{key}:\n{indent}  $0"
+        elif slot.is_list:
+            body = f"{key}:\n{indent}  - $0"
+        elif slot.enum_values:
+            choices = ",".join(_escape(_yaml(v)) for v in slot.enum_values)
+            body = f"{key}: ${{1|{choices}|}}"
+        else:
+            body = f"{key}: $0"
+        fmt = types.InsertTextFormat.Snippet
+    else:
+        body = f"{key}: "
+        fmt = types.InsertTextFormat.PlainText
+    return types.CompletionItem(
+        label=key,
+        kind=types.CompletionItemKind.Property,
+        detail=("required · " if required else "") + type_label(slot),
+        documentation=_docs(ls, slot.description),
+        sort_text=("0" if required else "1") + key,
+        filter_text=key,
+        insert_text_format=fmt,
+        text_edit=types.TextEdit(range=edit_range, new_text=body),
+    )
+
+
+def value_item(
+    ls: FloeLanguageServer,
+    label: str,
+    edit_range: types.Range,
+    *,
+    detail: str | None = None,
+    doc: str | None = None,
+    kind: types.CompletionItemKind = types.CompletionItemKind.Value,
+    text: str | None = None,
+    snippet: bool = False,
+    sort: str | None = None,
+) -> types.CompletionItem:
+    """A completion item for a value."""
+    return types.CompletionItem(
+        label=label,
+        kind=kind,
+        detail=detail,
+        documentation=_docs(ls, doc),
+        filter_text=label,
+        sort_text=sort,
+        insert_text_format=types.InsertTextFormat.Snippet if snippet else types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=edit_range, new_text=text if text is not None else label),
+    )
+
+
+def dbt_folders(root: Path, limit: int = 200) -> list[str]:
+    """Folders under `root` holding dbt_project.yml, as `./relative` paths."""
+    out: list[str] = []
+    base = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if len(here.parts) - base >= 4:
+            dirnames[:] = []
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        if "dbt_project.yml" in filenames:
+            rel = here.relative_to(root).as_posix()
+            out.append("./" + rel if rel != "." else ".")
+            if len(out) >= limit:
+                break
+    return out
+
+
+def complete(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.CompletionList:
+    """Completion items at a position (never raises for odd text)."""
+    empty = types.CompletionList(is_incomplete=False, items=[])
+    doc = ls.document(uri)
+    if doc is None:
+        return empty
+    path, text = doc
+    model = model_for(path)
+    if model is None:
+        return empty
+    conv = ls.converter(path, text)
+    pos = conv.from_client(position)
+    cur = cursor_at(text, pos.line, pos.character)
+    if cur.kind == "none":
+        return empty
+    edit_range = conv.range(Range(Position(cur.line, cur.start), Position(cur.line, max(cur.end, pos.character))))
+    projects = ls.state.ensure(path)
+    if cur.kind == "key":
+        items = _keys(ls, model, cur, edit_range, path, projects)
+    else:
+        items = _values(ls, model, cur, edit_range, path, projects)
+    return types.CompletionList(is_incomplete=False, items=items)
+
+
+def _keys(
+    ls: FloeLanguageServer,
+    model: type[BaseModel],
+    cur: Cursor,
+    edit_range: types.Range,
+    path: Path,
+    projects: list[Project],
+) -> list[types.CompletionItem]:
+    if cur.flow:
+        slot = slot_at(model, cur.path, cur.data)
+        if slot is not None and slot.model is SecretRef:
+            return [value_item(ls, "secret_ref", edit_range, text="secret_ref: ",
+                               detail="secret reference", kind=types.CompletionItemKind.Property,
+                               doc=slot.description)]
+    fields = keys_at(model, cur.path, cur.data)
+    indent = " " * cur.start
+    items = [
+        key_item(ls, key, info, edit_range, indent)
+        for key, info in fields.items()
+        if key not in cur.present
+    ]
+    if not fields and model is Platform and len(cur.path) == 1 and cur.path[0] in SECTION_KINDS:
+        # A profile name: offer the names floe.yaml files reference but this section lacks.
+        kind = SECTION_KINDS[str(cur.path[0])]
+        wanted: set[str] = set()
+        for project in projects:
+            for ref in references_in(ls, project.pipeline_file):
+                if ref.kind == kind:
+                    wanted.add(ref.name)
+        for name in sorted(wanted - cur.present):
+            items.append(value_item(ls, name, edit_range, text=f"{name}:",
+                                    detail=f"{kind} profile referenced by floe.yaml",
+                                    kind=types.CompletionItemKind.Module))
+    return items
+
+
+def _values(
+    ls: FloeLanguageServer,
+    model: type[BaseModel],
+    cur: Cursor,
+    edit_range: types.Range,
+    path: Path,
+    projects: list[Project],
+) -> list[types.CompletionItem]:
+    key = cur.path[-1] if cur.path else None
+    if model is Pipeline and len(cur.path) == 1 and key in PROFILE_KINDS:
+        return _profiles(ls, str(key), edit_range, projects)
+    if model is Pipeline and len(cur.path) == 3 and cur.path[0] == "transforms" and key == "path":
+        return [
+            value_item(ls, folder, edit_range, detail="dbt project", kind=types.CompletionItemKind.Folder)
+            for folder in dbt_folders(path.parent)
+        ]
+    if cur.flow and key == "secret_ref":
+        return _secret_names(ls, edit_range, projects)
+    parent = slot_at(model, cur.path[:-1], cur.data)
+    if parent is not None and parent.discriminator is not None and parent.discriminator == key:
+        return [
+            value_item(ls, tag, edit_range, detail=member.__name__,
+                       doc=(member.__doc__ or "").strip(), kind=types.CompletionItemKind.EnumMember)
+            for tag, member in parent.tag_values().items()
+        ]
+    slot = slot_at(model, cur.path, cur.data)
+    if slot is None:
+        return []
+    if slot.model is SecretRef:
+        if ls.snippets:
+            return [value_item(ls, "{secret_ref: …}", edit_range, text="{secret_ref: ${1:name}}",
+                               snippet=True, detail="secret reference", doc=slot.description,
+                               kind=types.CompletionItemKind.Snippet)]
+        return [value_item(ls, "{secret_ref: }", edit_range, text="{secret_ref: }",
+                           detail="secret reference", doc=slot.description)]
+    return [
+        value_item(ls, _yaml(v), edit_range, detail=type_label(slot), doc=slot.description,
+                   kind=types.CompletionItemKind.EnumMember)
+        for v in slot.enum_values
+    ]
+
+
+def _profiles(
+    ls: FloeLanguageServer, kind: str, edit_range: types.Range, projects: list[Project]
+) -> list[types.CompletionItem]:
+    section = PROFILE_KINDS[kind]
+    found: dict[str, list[tuple[str, str]]] = {}
+    env_names: set[str] = set()
+    for project in projects:
+        env_names.update(e.name for e in project.environments)
+        for name, defs in profile_names(ls, project, section).items():
+            for d in defs:
+                found.setdefault(name, []).append((d.environment, d.type or "?"))
+    items = []
+    for name, where in sorted(found.items()):
+        envs = {env for env, _ in where}
+        missing = sorted(env_names - envs)
+        detail = " · ".join(f"{t} ({env})" for env, t in where)
+        doc = f"`{name}` {kind} profile\n\n" + "\n".join(f"- **{env}**: `{t}`" for env, t in where)
+        if missing:
+            doc += "\n\n⚠ not defined in: " + ", ".join(missing)
+        items.append(value_item(ls, name, edit_range, detail=detail, doc=doc,
+                                kind=types.CompletionItemKind.Reference,
+                                sort=("0" if not missing else "1") + name))
+    return items
+
+
+def _secret_names(
+    ls: FloeLanguageServer, edit_range: types.Range, projects: list[Project]
+) -> list[types.CompletionItem]:
+    names: set[str] = set()
+    for project in projects:
+        for env in project.environments:
+            doc = platform_doc(ls, env.platform_file)
+            if doc is None or doc.root is None:
+                continue
+            for p, node in doc.root.walk():
+                if p and p[-1] == "secret_ref" and node.kind == "scalar":
+                    names.add(str(node.value))
+    return [value_item(ls, n, edit_range, detail="secret used in this project",
+                       kind=types.CompletionItemKind.Constant) for n in sorted(names)]
+
+
+def register(server: FloeLanguageServer) -> None:
+    """Register textDocument/completion."""
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGERS)
+    )
+    def completion(ls: FloeLanguageServer, params: types.CompletionParams) -> types.CompletionList:
+        return complete(ls, params.text_document.uri, params.position)
+

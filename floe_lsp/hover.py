@@ -1,0 +1,90 @@
+"""Hover: field documentation from the models; on a profile reference, what each environment resolves."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from floe_lsp.completion import model_for, type_label
+from floe_lsp.context import cursor_at
+from floe_lsp.server import FloeLanguageServer
+from floe_lsp.tiers import definitions
+from floe_runtime.analysis import Position, Project, Range
+from floe_runtime.config.introspect import slot_at
+from floe_runtime.config.pipeline import PROFILE_KINDS, Pipeline
+
+
+def profile_markdown(ls: FloeLanguageServer, projects: list[Project], kind: str, name: str) -> str:
+    """What `name` resolves to in each environment (secrets as references only)."""
+    section = PROFILE_KINDS[kind]
+    lines = [f"**{kind}** profile `{name}`", ""]
+    for project in projects:
+        defs = {d.environment: d for d in definitions(ls, project, section, name)}
+        for env in project.environments:
+            d = defs.get(env.name)
+            if d is None:
+                lines.append(f"- **{env.name}**: ✗ not defined in `{_shown(project, env.platform_file)}`")
+                continue
+            settings = ", ".join(f"{k}: `{v}`" for k, v in d.settings())
+            lines.append(f"- **{env.name}**: `{d.type or '?'}`" + (f" — {settings}" if settings else ""))
+        if not project.environments:
+            lines.append("- no platform.yaml found for this pipeline")
+    return "\n".join(lines)
+
+
+def _shown(project: Project, path: object) -> str:
+    try:
+        return str(path.relative_to(project.root))  # type: ignore[attr-defined]
+    except (ValueError, AttributeError):
+        return str(path)
+
+
+def hover(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.Hover | None:
+    """Hover contents at a position, or None."""
+    doc = ls.document(uri)
+    if doc is None:
+        return None
+    path, text = doc
+    model = model_for(path)
+    if model is None:
+        return None
+    conv = ls.converter(path, text)
+    pos = conv.from_client(position)
+    cur = cursor_at(text, pos.line, pos.character)
+    if cur.kind == "none" or not cur.text:
+        return None
+    rng = conv.range(Range(Position(cur.line, cur.start), Position(cur.line, cur.end)))
+    if cur.kind == "value" and model is Pipeline and len(cur.path) == 1 and cur.path[0] in PROFILE_KINDS:
+        body = profile_markdown(ls, ls.state.ensure(path), str(cur.path[0]), cur.text)
+        return _hover(ls, body, rng)
+    target = (*cur.path, cur.text) if cur.kind == "key" else cur.path
+    if cur.kind == "value":
+        parent = slot_at(model, target[:-1], cur.data)
+        if parent is not None and parent.discriminator == target[-1]:
+            member = parent.tag_values().get(cur.text)
+            if member is not None:
+                doc_text = (member.__doc__ or "").strip()
+                return _hover(ls, f"**{target[-1]}: {cur.text}** — {doc_text}", rng)
+    slot = slot_at(model, target, cur.data)
+    if slot is None:
+        return None
+    body = f"**{target[-1]}** · {type_label(slot)}"
+    if slot.description:
+        body += f"\n\n{slot.description}"
+    if slot.field is not None and not slot.field.is_required() and slot.field.default is not None:
+        default = slot.field.default
+        if isinstance(default, (str, int, float, bool)):
+            body += f"\n\nDefault: `{default}`"
+    return _hover(ls, body, rng)
+
+
+def _hover(ls: FloeLanguageServer, body: str, rng: types.Range) -> types.Hover:
+    kind = types.MarkupKind.Markdown if ls.markdown else types.MarkupKind.PlainText
+    return types.Hover(contents=types.MarkupContent(kind=kind, value=body), range=rng)
+
+
+def register(server: FloeLanguageServer) -> None:
+    """Register textDocument/hover."""
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def on_hover(ls: FloeLanguageServer, params: types.HoverParams) -> types.Hover | None:
+        return hover(ls, params.text_document.uri, params.position)

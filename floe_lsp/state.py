@@ -1,0 +1,163 @@
+"""Workspace state: which pipelines exist, which files they use, and their latest analysis.
+
+One object holds it all so that every feature module answers from the same
+picture. Documents open in the editor take precedence over the disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from floe_runtime.analysis import Analysis, Project, ProjectError, analyze, discover, read_disk
+from floe_runtime.analysis.engine import Checked, check_pipeline_text, check_platform_text
+from floe_runtime.analysis.project import PIPELINE_FILE, PLATFORM_FILE, platform_file_environment
+from floe_runtime.config.pipeline import Pipeline
+from floe_runtime.config.platform import Platform
+
+#: Folders never searched for floe.yaml (build output, dependencies, VCS data).
+SKIP_DIRS = frozenset(
+    {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "target", "dbt_packages",
+     "__pycache__", ".floe", ".tox", ".mypy_cache", ".pytest_cache", "site-packages"}
+)
+#: How deep below a workspace folder floe.yaml files are looked for.
+MAX_DEPTH = 6
+
+
+def file_kind(path: Path) -> str | None:
+    """'pipeline' for floe.yaml, 'platform' for platform.yaml, None otherwise."""
+    if path.name == PIPELINE_FILE:
+        return "pipeline"
+    if path.name == PLATFORM_FILE:
+        return "platform"
+    return None
+
+
+def find_pipelines(folder: Path) -> Iterator[Path]:
+    """Every floe.yaml below `folder` (bounded depth, skipping build and dependency folders)."""
+    base_depth = len(folder.parts)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        if len(here.parts) - base_depth >= MAX_DEPTH:
+            dirnames[:] = []
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        if PIPELINE_FILE in filenames:
+            yield (here / PIPELINE_FILE).resolve()
+
+
+@dataclass
+class OpenText:
+    """The text of a document open in the editor, with its version."""
+
+    text: str
+    version: int | None
+
+
+class WorkspaceState:
+    """Pipelines of the workspace, their platform files, open documents and analyses."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        self.environ = environ
+        self.projects: dict[Path, Project] = {}  # pipeline file -> project
+        self.open: dict[Path, OpenText] = {}
+        self._analyses: dict[Path, Analysis] = {}
+
+    # ------------------------------------------------------------ reading
+    def read(self, path: Path) -> str | None:
+        """The editor's text when `path` is open, else the disk's."""
+        opened = self.open.get(path)
+        if opened is not None:
+            return opened.text
+        return read_disk(path)
+
+    # ------------------------------------------------------------ discovery
+    def scan(self, folders: Iterable[Path]) -> None:
+        """Discover every floe.yaml in the workspace folders (multi-root)."""
+        for folder in folders:
+            if folder.is_dir():
+                for pipeline in find_pipelines(folder):
+                    self.add_pipeline(pipeline)
+
+    def add_pipeline(self, pipeline_file: Path) -> Project | None:
+        """(Re)discover the project of a floe.yaml; None when it is gone."""
+        pipeline_file = pipeline_file.resolve()
+        try:
+            project = discover(pipeline_file, environ=self.environ)
+        except ProjectError:
+            self.forget(pipeline_file)
+            return None
+        self.projects[project.pipeline_file] = project
+        self._analyses.pop(project.pipeline_file, None)
+        return project
+
+    def forget(self, pipeline_file: Path) -> None:
+        """Drop a pipeline (its floe.yaml was deleted)."""
+        self.projects.pop(pipeline_file, None)
+        self._analyses.pop(pipeline_file, None)
+
+    def ensure(self, path: Path) -> list[Project]:
+        """The projects a floe.yaml or platform.yaml belongs to, discovering them if needed."""
+        path = path.resolve()
+        found = self.projects_of(path)
+        if found:
+            return found
+        kind = file_kind(path)
+        if kind == "pipeline" and (path.is_file() or path in self.open):
+            project = self.add_pipeline(path) if path.is_file() else None
+            return [project] if project else []
+        if kind == "platform":
+            owner = platform_file_environment(path)
+            if owner is not None and (owner[0] / PIPELINE_FILE).is_file():
+                self.add_pipeline(owner[0] / PIPELINE_FILE)
+                return self.projects_of(path)
+        return []
+
+    def projects_of(self, path: Path) -> list[Project]:
+        """Projects whose floe.yaml or one of whose platform files is `path`."""
+        out = []
+        for project in self.projects.values():
+            if project.pipeline_file == path or any(
+                env.platform_file == path for env in project.environments
+            ):
+                out.append(project)
+        return out
+
+    def refresh_environments(self, platform_file: Path) -> list[Project]:
+        """A platform.yaml appeared or vanished: rediscover the pipeline it belongs to."""
+        owner = platform_file_environment(platform_file)
+        touched = []
+        if owner is not None:
+            pipeline = (owner[0] / PIPELINE_FILE).resolve()
+            if pipeline in self.projects or pipeline.is_file():
+                project = self.add_pipeline(pipeline)
+                if project is not None:
+                    touched.append(project)
+        return touched
+
+    # ------------------------------------------------------------ analysis
+    def analysis(self, project: Project) -> Analysis:
+        """The analysis of a project against the current texts (cheap: the engine memoises)."""
+        return analyze(project, read=self.read)
+
+    def analyses_for(self, path: Path) -> list[Analysis]:
+        """Analyses of every project `path` belongs to."""
+        return [self.analysis(project) for project in self.ensure(path)]
+
+    def checked_pipeline(self, path: Path) -> Checked[Pipeline] | None:
+        """floe.yaml checked on its own (for the document tree)."""
+        text = self.read(path)
+        return check_pipeline_text(text, str(path)) if text is not None else None
+
+    def checked_platform(self, path: Path) -> Checked[Platform] | None:
+        """platform.yaml checked on its own."""
+        text = self.read(path)
+        return check_platform_text(text, str(path)) if text is not None else None
+
+    def all_projects(self) -> list[Project]:
+        """Every known project, in a stable order."""
+        return [self.projects[key] for key in sorted(self.projects)]
+
+
+Reader = Callable[[Path], str | None]

@@ -1,0 +1,51 @@
+"""Fixtures for the language server tests: a copy of the example project and a real server."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsp_helpers import EXAMPLE, PROFILES, SERVER, start
+from pytest_lsp import LanguageClient
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh copy of the example pipeline (floe.yaml, platform/dev, platform/prod, dbt/)."""
+    dest = tmp_path / "ws" / "customer-analytics"
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("target", ".floe", "logs"))
+    return dest
+
+
+@pytest_lsp.fixture(config=SERVER, params=PROFILES)
+async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
+    """A server over the example's workspace, for each client profile."""
+    await start(lsp_client, request.param, [project.parent])
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER, params=["pull"])
+async def pull_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
+    """A server for a client that pulls diagnostics and supports refresh."""
+    await start(lsp_client, request.param, [project.parent])
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER, params=["plain"])
+async def plain_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
+    """A server for a client without snippet support."""
+    await start(lsp_client, request.param, [project.parent])
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER, params=PROFILES)
+async def bare_client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
+    """A server started with no workspace folder (a file opened on its own)."""
+    await start(lsp_client, request.param, [])
+    yield
+    await lsp_client.shutdown_session()
