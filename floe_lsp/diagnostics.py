@@ -16,7 +16,7 @@ from lsprotocol import types
 
 from floe_lsp.convert import path_of
 from floe_lsp.server import FloeLanguageServer
-from floe_lsp.state import OpenText, file_kind
+from floe_lsp.state import file_kind
 from floe_runtime.analysis import Diagnostic, Project
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def register(server: FloeLanguageServer) -> None:
         path = path_of(params.text_document.uri)
         if path is None or file_kind(path) is None:
             return
-        ls.state.open[path] = OpenText(params.text_document.text, params.text_document.version)
+        ls.state.set_open(path, params.text_document.text, params.text_document.version)
         schedule(ls, ls.state.ensure(path))
         _cross_file(ls, path)
 
@@ -122,7 +122,7 @@ def register(server: FloeLanguageServer) -> None:
         if path is None or file_kind(path) is None:
             return
         doc = ls.workspace.get_text_document(params.text_document.uri)
-        ls.state.open[path] = OpenText(doc.source, params.text_document.version)
+        ls.state.set_open(path, doc.source, params.text_document.version)
         schedule(ls, ls.state.ensure(path))
         _cross_file(ls, path)
 

@@ -10,12 +10,17 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from floe_runtime.analysis import Analysis, Project, ProjectError, analyze, discover, read_disk
 from floe_runtime.analysis.engine import Checked, check_pipeline_text, check_platform_text
 from floe_runtime.analysis.project import PIPELINE_FILE, PLATFORM_FILE, platform_file_environment
 from floe_runtime.config.pipeline import Pipeline
 from floe_runtime.config.platform import Platform
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Folders never searched for floe.yaml (build output, dependencies, VCS data).
 SKIP_DIRS = frozenset(
@@ -63,6 +68,9 @@ class WorkspaceState:
         self.projects: dict[Path, Project] = {}  # pipeline file -> project
         self.open: dict[Path, OpenText] = {}
         self._analyses: dict[Path, Analysis] = {}
+        # The last text of each file that parsed: completion and hover keep knowing the
+        # profiles of a platform.yaml while it is half-typed.
+        self._last_good: dict[Path, Checked[Any]] = {}
 
     # ------------------------------------------------------------ reading
     def read(self, path: Path) -> str | None:
@@ -71,6 +79,20 @@ class WorkspaceState:
         if opened is not None:
             return opened.text
         return read_disk(path)
+
+    def set_open(self, path: Path, text: str, version: int | None) -> None:
+        """Record the editor's text of a document (and remember it when it parses)."""
+        if path not in self.open and path not in self._last_good:
+            self._checked(path)  # the disk text, as a last good parse to fall back on
+        self.open[path] = OpenText(text, version)
+        self._checked(path)
+
+    def _checked(self, path: Path) -> None:
+        kind = file_kind(path)
+        if kind == "pipeline":
+            self.checked_pipeline(path)
+        elif kind == "platform":
+            self.checked_platform(path)
 
     # ------------------------------------------------------------ discovery
     def scan(self, folders: Iterable[Path]) -> None:
@@ -148,12 +170,19 @@ class WorkspaceState:
     def checked_pipeline(self, path: Path) -> Checked[Pipeline] | None:
         """floe.yaml checked on its own (for the document tree)."""
         text = self.read(path)
-        return check_pipeline_text(text, str(path)) if text is not None else None
+        return self._remember(path, check_pipeline_text(text, str(path)) if text is not None else None)
 
     def checked_platform(self, path: Path) -> Checked[Platform] | None:
         """platform.yaml checked on its own."""
         text = self.read(path)
-        return check_platform_text(text, str(path)) if text is not None else None
+        return self._remember(path, check_platform_text(text, str(path)) if text is not None else None)
+
+    def _remember(self, path: Path, checked: Checked[M] | None) -> Checked[M] | None:
+        if checked is not None and checked.document.ok and checked.document.root is not None:
+            self._last_good[path] = checked
+            return checked
+        last = self._last_good.get(path)
+        return last if last is not None else checked  # type: ignore[return-value]
 
     def all_projects(self) -> list[Project]:
         """Every known project, in a stable order."""
