@@ -54,47 +54,54 @@ def looks_like_credential(key: str) -> bool:
     return bool(_CREDENTIAL_KEY.search(key)) and not _NOT_CREDENTIAL.search(key)
 
 
-def check_literal_credentials(
-    doc: YamlDocument, model: type[BaseModel]
-) -> tuple[list[Diagnostic], set[NodePath]]:
-    """FLOE020: credentials written as literals; also returns the paths flagged.
+def check_literal_credentials(doc: YamlDocument) -> tuple[list[Diagnostic], set[NodePath]]:
+    """FLOE020 by name: literal values under keys that look like credentials.
 
-    A value is flagged when its key looks like a credential, or when the model
-    expects a `secret_ref` there. The message never repeats the value.
+    Returns the diagnostics and the paths flagged. Fields the model types as a
+    `secret_ref` are caught by `check_schema` from the validation error instead,
+    so this walk needs no model and costs a dict lookup per key.
     """
     found: list[Diagnostic] = []
     paths: set[NodePath] = set()
     if doc.root is None:
         return found, paths
-    data = doc.data()
-    for path, node in doc.root.walk():
-        if node.kind != "scalar" or not path or not isinstance(path[-1], str):
+    verdicts: dict[str, bool] = {}
+    stack: list[tuple[NodePath, YNode]] = [((), doc.root)]
+    while stack:
+        path, node = stack.pop()
+        if node.kind == "seq":
+            stack.extend(((*path, i), child) for i, child in enumerate(node.items))
             continue
-        if node.value is None or isinstance(node.value, bool):
-            continue
-        key = path[-1]
-        if key == "secret_ref":
-            continue
-        slot = slot_at(model, path, data)
-        expects_secret = slot is not None and slot.model is SecretRef
-        if not (expects_secret or looks_like_credential(key)):
-            continue
-        # A dict of secret refs (e.g. OTLP headers) is keyed by free names: check the slot.
-        secret_name = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") or "secret"
-        found.append(
-            error(
-                doc.file,
-                node.range,
-                "FLOE020",
-                f"'{key}' is a credential written as a literal; use "
-                f"{{secret_ref: {secret_name}}} and keep the value in a secret",
-                key=key,
-                path=list(path),
-                secret_name=secret_name,
-            )
-        )
-        paths.add(path)
+        for key, child in node.entries.items():
+            if child.kind != "scalar":
+                stack.append(((*path, key), child))
+                continue
+            flagged = verdicts.get(key)
+            if flagged is None:
+                flagged = verdicts[key] = looks_like_credential(key)
+            if flagged and _is_literal(child):
+                found.append(_literal_credential(doc, child, (*path, key), key))
+                paths.add((*path, key))
+    found.sort(key=lambda d: d.range.start)
     return found, paths
+
+
+def _is_literal(node: YNode) -> bool:
+    return node.kind == "scalar" and node.value is not None and not isinstance(node.value, bool)
+
+
+def _literal_credential(doc: YamlDocument, node: YNode, path: NodePath, key: str) -> Diagnostic:
+    secret_name = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") or "secret"
+    return error(
+        doc.file,
+        node.range,
+        "FLOE020",
+        f"'{key}' is a credential written as a literal; use "
+        f"{{secret_ref: {secret_name}}} and keep the value in a secret",
+        key=key,
+        path=list(path),
+        secret_name=secret_name,
+    )
 
 
 def check_schema(
@@ -201,8 +208,10 @@ def _map_error(
     node = doc.node(path)
     rng = node.range if node is not None else _nearest(doc, path)
     key = next((str(p) for p in reversed(path) if isinstance(p, str)), "value")
-    message = _value_message(kind, key, err, node)
     slot = slot_at(model, path, data)
+    if slot is not None and slot.model is SecretRef and node is not None and _is_literal(node):
+        return _literal_credential(doc, node, path, key)
+    message = _value_message(kind, key, err, node)
     options = [str(v) for v in slot.enum_values] if slot is not None else []
     return error(doc.file, rng, "FLOE005", message, path=list(path), options=options)
 
@@ -313,6 +322,7 @@ def check_transform_paths(pipeline: YamlDocument, root: Path) -> list[Diagnostic
     if node is None or node.kind != "seq":
         return []
     out: list[Diagnostic] = []
+    verdicts: dict[str, str | None] = {}  # many transforms share one project folder
     for index, item in enumerate(node.items):
         if item.kind != "map":
             continue
@@ -326,12 +336,11 @@ def check_transform_paths(pipeline: YamlDocument, root: Path) -> list[Diagnostic
             or not path_node.value
         ):
             continue
-        target = (root / path_node.value).resolve()
-        if not target.is_dir():
-            message = f"transform path '{path_node.value}' does not exist (relative to floe.yaml)"
-        elif not (target / "dbt_project.yml").is_file():
-            message = f"no dbt_project.yml in '{path_node.value}'"
-        else:
+        value = path_node.value
+        if value not in verdicts:
+            verdicts[value] = _dbt_path_problem(root, value)
+        message = verdicts[value]
+        if message is None:
             continue
         out.append(
             error(
@@ -343,6 +352,15 @@ def check_transform_paths(pipeline: YamlDocument, root: Path) -> list[Diagnostic
             )
         )
     return out
+
+
+def _dbt_path_problem(root: Path, value: str) -> str | None:
+    target = root / value
+    if (target / "dbt_project.yml").is_file():
+        return None
+    if not target.is_dir():
+        return f"transform path '{value}' does not exist (relative to floe.yaml)"
+    return f"no dbt_project.yml in '{value}'"
 
 
 def check_platform_found(pipeline: YamlDocument, has_platform: bool) -> list[Diagnostic]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Severity(StrEnum):
@@ -34,9 +34,8 @@ CODES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Position:
-    """A 0-based line and character (code points)."""
+class Position(NamedTuple):
+    """A 0-based line and character (code points). Tuples: cheap to make, ordered."""
 
     line: int
     character: int
@@ -46,8 +45,7 @@ class Position:
         return {"line": self.line, "character": self.character}
 
 
-@dataclass(frozen=True, slots=True)
-class Range:
+class Range(NamedTuple):
     """A half-open range between two positions."""
 
     start: Position

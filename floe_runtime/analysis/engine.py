@@ -56,7 +56,7 @@ class Checked(Generic[M]):
 def _check_file(text: str, file: str, model: type[M]) -> Checked[M]:
     doc = load_yaml(text, file)
     diags = list(doc.diagnostics)
-    secrets, flagged = check_literal_credentials(doc, model)
+    secrets, flagged = check_literal_credentials(doc)
     parsed, schema_diags = check_schema(doc, model, skip=flagged)
     diags.extend(secrets)
     diags.extend(schema_diags)

@@ -28,11 +28,14 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_NODES = 200_000
 
 NodeKind = Literal["map", "seq", "scalar"]
+#: Positions are kept as plain int tuples while loading (cheap to make); `YNode.range`
+#: and `YNode.key_range` turn them into Range objects on demand.
+Span = tuple[int, int, int, int]
 PathItem = str | int
 NodePath = tuple[PathItem, ...]
 
 _TAG = "tag:yaml.org,2002:"
-_constructor = yaml.SafeLoader("")  # only its scalar constructors are used
+_constructor = yaml.constructor.SafeConstructor()  # only its scalar constructors are used
 
 
 class _TooLarge(Exception):
@@ -49,14 +52,28 @@ class YNode:
     """
 
     kind: NodeKind
-    range: Range
-    key_range: Range | None = None
+    span: Span  # (start line, start character, end line, end character) of the value
+    key_span: Span | None = None  # the same for the key, when a mapping holds the node
     value: Any = None  # scalars: the Python value
     raw: str = ""  # scalars: the source text of the value
     tag: str = ""
     style: str | None = None  # scalars: quote style, None for plain
     entries: dict[str, YNode] = field(default_factory=dict)
     items: list[YNode] = field(default_factory=list)
+
+    @property
+    def range(self) -> Range:
+        """Where the value is."""
+        a, b, c, d = self.span
+        return Range(Position(a, b), Position(c, d))
+
+    @property
+    def key_range(self) -> Range | None:
+        """Where the key is, when a mapping holds this node."""
+        if self.key_span is None:
+            return None
+        a, b, c, d = self.key_span
+        return Range(Position(a, b), Position(c, d))
 
     def to_python(self) -> Any:
         """Plain Python data (dicts, lists, scalars) for model validation."""
@@ -100,6 +117,8 @@ class YamlDocument:
     text: str
     root: YNode | None
     diagnostics: list[Diagnostic]
+    _data: Any = field(default=None, repr=False)
+    _has_data: bool = field(default=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -116,8 +135,11 @@ class YamlDocument:
         return node
 
     def data(self) -> Any:
-        """The document as plain Python data (None for an empty document)."""
-        return None if self.root is None else self.root.to_python()
+        """The document as plain Python data (None for an empty document); built once."""
+        if not self._has_data:
+            self._data = None if self.root is None else self.root.to_python()
+            self._has_data = True
+        return self._data
 
     def first_line_range(self) -> Range:
         """The first non-blank, non-comment line: where file-level diagnostics point."""
@@ -129,103 +151,237 @@ class YamlDocument:
         return Range.of(0, 0)
 
 
-def _range(node: yaml.Node) -> Range:
-    start, end = node.start_mark, node.end_mark
-    return Range(Position(start.line, start.column), Position(end.line, end.column))
+def _event_span(event: Any) -> Span:
+    start, end = event.start_mark, event.end_mark
+    return (start.line, start.column, end.line, end.column)
+
+
+def _as_range(span: Span) -> Range:
+    return Range(Position(span[0], span[1]), Position(span[2], span[3]))
+
+
+_STR = _TAG + "str"
+_MAP = _TAG + "map"
+_SEQ = _TAG + "seq"
+_MERGE = _TAG + "merge"
+_NO_KEY = object()  # a mapping frame waiting for its next key
+
+
+class _Frame:
+    """A mapping or sequence being built, and (for a mapping) the key awaiting its value."""
+
+    __slots__ = ("node", "key", "key_span", "drop", "merges", "anchor")
+
+    def __init__(self, node: YNode, anchor: str | None) -> None:
+        self.node = node
+        self.key: object = _NO_KEY
+        self.key_span: Span | None = None
+        self.drop = False  # the pending value belongs to a duplicate or invalid key
+        self.merges: list[YNode] = []
+        self.anchor = anchor
 
 
 class _Builder:
-    """Turns composed PyYAML nodes into YNodes, reporting duplicates and bounding expansion."""
+    """Builds YNodes straight from libyaml's event stream.
+
+    Skipping PyYAML's composed node graph halves the cost of a load. Duplicate
+    keys are reported, not merged; aliases share the anchored node (building stays
+    linear) and `_check_size` bounds what sharing would unfold to.
+    """
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.diagnostics: list[Diagnostic] = []
-        # An alias is the same composed node seen again: build it once and share it,
-        # so building stays linear; `expanded_size` bounds what sharing would unfold to.
-        self._built: dict[int, YNode] = {}
+        self.anchors: dict[str, YNode] = {}
+        self.stack: list[_Frame] = []
+        self.root: YNode | None = None
+        self.documents = 0
+        self.aliased = False  # only aliases can make a tree larger than its text
 
-    def build(self, node: yaml.Node, key_range: Range | None = None) -> YNode:
-        seen = self._built.get(id(node))
-        if seen is not None:
-            return replace(seen, key_range=key_range)
-        out = self._build(node, key_range)
-        self._built[id(node)] = out
-        return out
+    def feed(self, text: str) -> YNode | None:
+        # get_event is libyaml's C method; calling it directly skips yaml.parse's
+        # generator, which costs two Python calls per event.
+        parser: Any = _Loader(text)
+        get_event, scalar = parser.get_event, self._scalar_event
+        try:
+            while True:
+                event = get_event()
+                kind = type(event)
+                if kind is yaml.ScalarEvent:
+                    scalar(event)
+                elif event is None or kind is yaml.StreamEndEvent:
+                    return self.root
+                else:
+                    self._event(event)
+        finally:
+            parser.dispose()
 
-    def _build(self, node: yaml.Node, key_range: Range | None) -> YNode:
-        rng = _range(node)
-        if isinstance(node, yaml.MappingNode):
-            out = YNode("map", rng, key_range, tag=node.tag)
-            self._fill_mapping(out, node)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            out = YNode("seq", rng, key_range, tag=node.tag)
-            out.items = [self.build(child) for child in node.value]
-            return out
-        return YNode(
-            "scalar",
-            rng,
-            key_range,
-            value=self._scalar(node),
-            raw=str(node.value),
-            tag=node.tag,
-            style=getattr(node, "style", None),
+    def _event(self, event: Any) -> None:
+        kind = type(event)
+        if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            is_map = kind is yaml.MappingStartEvent
+            tag = event.tag or (_MAP if is_map else _SEQ)
+            node = YNode("map" if is_map else "seq", _event_span(event), tag=tag)
+            self.stack.append(_Frame(node, event.anchor))
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            frame = self.stack.pop()
+            node = frame.node
+            end = event.end_mark
+            node.span = (node.span[0], node.span[1], end.line, end.column)
+            for source in frame.merges:  # `<<: *base` fills keys not set here
+                for key, child in source.entries.items():
+                    node.entries.setdefault(key, child)
+            if frame.anchor:
+                self.anchors[frame.anchor] = node
+            self._attach(node)
+        elif kind is yaml.AliasEvent:
+            self.aliased = True
+            target = self.anchors.get(event.anchor)
+            if target is None:
+                raise yaml.MarkedYAMLError(
+                    None, None, f"found undefined alias '{event.anchor}'", event.start_mark
+                )
+            self._attach(target, alias=True)
+        elif kind is yaml.DocumentStartEvent:
+            self.documents += 1
+            if self.documents > 1:
+                raise yaml.MarkedYAMLError(
+                    "expected a single document in the stream",
+                    None,
+                    "but found another document",
+                    event.start_mark,
+                )
+
+    def _scalar_event(self, event: Any) -> None:
+        # The hot path of a load: one call per scalar, so locals and no helpers.
+        value_text: str = event.value
+        style = event.style
+        if event.tag is not None and event.tag != "!":
+            tag = event.tag
+        elif not style and event.implicit[0]:  # plain: libyaml says None or ""
+            tag = _resolve_plain(value_text)
+        else:
+            tag = _STR
+        sm, em = event.start_mark, event.end_mark
+        rng = (sm.line, sm.column, em.line, em.column)
+        stack = self.stack
+        frame = stack[-1] if stack else None
+        if frame is not None and frame.key is _NO_KEY and frame.node.kind == "map":
+            frame.key = value_text if tag != _MERGE else _MERGE
+            frame.key_span = rng
+            if event.anchor:
+                self.anchors[event.anchor] = YNode(
+                    "scalar", rng, None, value_text, value_text, tag, None, _NO_ENTRIES, _NO_ITEMS
+                )
+            return
+        value = value_text if tag == _STR else _scalar_value(tag, value_text)
+        node = YNode(
+            "scalar", rng, None, value, value_text, tag, style or None, _NO_ENTRIES, _NO_ITEMS
+        )
+        if event.anchor:
+            self.anchors[event.anchor] = node
+        if frame is not None and not frame.drop and type(frame.key) is str:
+            entries = frame.node.entries
+            key = frame.key
+            if key not in entries:  # the common case: a fresh key's scalar value
+                node.key_span = frame.key_span
+                entries[key] = node
+                frame.key, frame.key_span = _NO_KEY, None
+                return
+        self._attach(node)
+
+    def _attach(self, node: YNode, alias: bool = False) -> None:
+        if not self.stack:
+            self.root = node
+            return
+        frame = self.stack[-1]
+        parent = frame.node
+        if parent.kind == "seq":
+            parent.items.append(replace(node, key_span=None) if alias and node.key_span else node)
+            return
+        if frame.key is _NO_KEY:
+            # A mapping or sequence used as a key: consume it, report it, drop its value.
+            self.diagnostics.append(
+                error(self.file, node.range, "FLOE005", "a mapping key must be a plain string")
+            )
+            frame.key, frame.key_span, frame.drop = "", node.span, True
+            return
+        key, key_span = frame.key, frame.key_span
+        frame.key, frame.key_span = _NO_KEY, None
+        if frame.drop:
+            frame.drop = False
+            return
+        if key is _MERGE:
+            self._merge(frame, node)
+            return
+        assert isinstance(key, str)
+        if key in parent.entries:
+            first = parent.entries[key].key_range
+            line = first.start.line + 1 if first else 0
+            self.diagnostics.append(
+                error(
+                    self.file,
+                    _as_range(key_span or node.span),
+                    "FLOE002",
+                    f"duplicate key '{key}' (first defined on line {line}); the first one is used",
+                    key=key,
+                )
+            )
+            return
+        parent.entries[key] = (
+            replace(node, key_span=key_span) if alias else _with_key(node, key_span)
         )
 
-    def _scalar(self, node: yaml.Node) -> Any:
-        tag = node.tag
-        if tag in (_TAG + "str", _TAG + "timestamp") or not tag.startswith(_TAG):
-            return node.value
-        try:
-            return _constructor.construct_object(node, deep=True)
-        except yaml.YAMLError:
-            return node.value
+    def _merge(self, frame: _Frame, value: YNode) -> None:
+        sources = value.items if value.kind == "seq" else [value]
+        for source in sources:
+            if source.kind != "map":
+                self.diagnostics.append(
+                    error(self.file, source.range, "FLOE005", "'<<' merges only mappings")
+                )
+                continue
+            frame.merges.append(source)
 
-    def _fill_mapping(self, out: YNode, node: yaml.MappingNode) -> None:
-        merged: list[YNode] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge":
-                merged.extend(self._merge_sources(value_node))
-                continue
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else ""
-            key_range = _range(key_node)
-            if not isinstance(key_node, yaml.ScalarNode):
-                self.diagnostics.append(
-                    error(self.file, key_range, "FLOE005", "a mapping key must be a plain string")
-                )
-                continue
-            if key in out.entries:
-                first = out.entries[key].key_range
-                line = first.start.line + 1 if first else 0
-                self.diagnostics.append(
-                    error(
-                        self.file,
-                        key_range,
-                        "FLOE002",
-                        f"duplicate key '{key}' (first defined on line {line}); "
-                        "the first one is used",
-                        key=key,
-                    )
-                )
-                continue
-            out.entries[key] = self.build(value_node, key_range)
-        # `<<: *base` merges keys that the mapping does not set itself.
-        for source in merged:
-            for key, child in source.entries.items():
-                out.entries.setdefault(key, child)
 
-    def _merge_sources(self, value: yaml.Node) -> list[YNode]:
-        nodes = value.value if isinstance(value, yaml.SequenceNode) else [value]
-        sources = []
-        for item in nodes:
-            built = self.build(item)
-            if built.kind != "map":
-                self.diagnostics.append(
-                    error(self.file, built.range, "FLOE005", "'<<' merges only mappings")
-                )
-                continue
-            sources.append(built)
-        return sources
+# Scalars share these (never mutated) instead of each allocating a dict and a list.
+_NO_ENTRIES: dict[str, YNode] = {}
+_NO_ITEMS: list[YNode] = []
+_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
+
+
+def _resolve_plain(value: str) -> str:
+    """The tag of a plain scalar, as PyYAML's resolver decides it (without its call overhead)."""
+    for tag, pattern in _IMPLICIT.get(value[:1], ()):
+        if pattern.match(value):
+            return str(tag)
+    return _STR
+
+
+def _with_key(node: YNode, key_span: Span | None) -> YNode:
+    node.key_span = key_span
+    return node
+
+
+_BOOL = _TAG + "bool"
+_INT = _TAG + "int"
+_NULL = _TAG + "null"
+
+
+def _scalar_value(tag: str, text: str) -> Any:
+    """The Python value of a resolved scalar; timestamps and unknown tags stay text."""
+    if tag == _STR or not tag.startswith(_TAG) or tag == _TAG + "timestamp":
+        return text
+    # Fast paths for the common tags; PyYAML's constructor handles the rest (0x1f, 1_000, .inf).
+    if tag == _BOOL:
+        return text.lower() in ("true", "yes", "on")
+    if tag == _NULL:
+        return None
+    if tag == _INT and text.isdigit() and (text == "0" or text[0] != "0"):
+        return int(text)
+    try:
+        return _constructor.construct_object(yaml.ScalarNode(tag, text), deep=True)
+    except (yaml.YAMLError, ValueError):
+        return text
 
 
 def load_yaml(text: str, file: str) -> YamlDocument:
@@ -241,18 +397,18 @@ def load_yaml(text: str, file: str) -> YamlDocument:
             "for a config file"
         )
         return YamlDocument(file, text, None, [error(file, Range.of(0, 0), "FLOE001", message)])
+    builder = _Builder(file)
     try:
-        composed = yaml.compose(text, Loader=_Loader)
+        root = builder.feed(text)
     except yaml.MarkedYAMLError as exc:
         return YamlDocument(file, text, None, [_syntax_error(file, text, exc)])
     except yaml.YAMLError as exc:  # unmarked errors (encoding): still one clear diagnostic
         return YamlDocument(file, text, None, [error(file, Range.of(0, 0), "FLOE001", str(exc))])
-    if composed is None:
-        return YamlDocument(file, text, None, [])
-    builder = _Builder(file)
+    if root is None:
+        return YamlDocument(file, text, None, builder.diagnostics)
     try:
-        root = builder.build(composed)
-        _check_size(root)
+        if builder.aliased:
+            _check_size(root)
     except (_TooLarge, RecursionError):
         message = (
             f"document expands to more than {MAX_NODES} nodes (aliases referring to aliases?); "

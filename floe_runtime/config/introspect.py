@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -39,7 +39,7 @@ class Slot:
         model = self.model
         return (model.__doc__ or "").strip() or None if model is not None else None
 
-    @property
+    @cached_property
     def model(self) -> type[BaseModel] | None:
         """The model class when the slot holds exactly one model."""
         if isinstance(self.tp, type) and issubclass(self.tp, BaseModel):
@@ -73,12 +73,12 @@ class Slot:
             return self.tag_values().get(str(data.get(self.discriminator)))
         return None
 
-    @property
+    @cached_property
     def is_mapping(self) -> bool:
         """True for `dict[str, X]` slots (free keys, e.g. profile names)."""
         return get_origin(self.tp) in (dict, Mapping)
 
-    @property
+    @cached_property
     def is_list(self) -> bool:
         """True for `list[X]` slots."""
         return get_origin(self.tp) in (list, Sequence)
@@ -127,9 +127,16 @@ def _strip(tp: Any) -> tuple[Any, str | None]:
         return tp, discriminator
 
 
-def _bare_slot(tp: Any, key: str | int) -> Slot:
-    core, disc = _strip(tp)
-    return Slot(core, None, disc, key if isinstance(key, str) else None)
+_ELEMENT_SLOTS: dict[int, Slot] = {}
+
+
+def _element_slot(tp: Any) -> Slot:
+    # Stripping typing wrappers is slow, and element types are module-level objects
+    # that live as long as the process: keep one Slot per type, by identity.
+    slot = _ELEMENT_SLOTS.get(id(tp))
+    if slot is None:
+        slot = _ELEMENT_SLOTS[id(tp)] = Slot(*_strip(tp)[:1], None, _strip(tp)[1])
+    return slot
 
 
 def slot_of_field(name: str, info: FieldInfo) -> Slot:
@@ -154,12 +161,17 @@ def root_slot(model: type[BaseModel]) -> Slot:
 def child_slot(slot: Slot, key: str | int, data: Any) -> Slot | None:
     """The slot under `key` of `slot`, given the data at `slot` (to pick union members)."""
     if slot.is_mapping:
-        return _bare_slot(get_args(slot.tp)[1], key) if isinstance(key, str) else None
+        return _element_slot(get_args(slot.tp)[1]) if isinstance(key, str) else None
     if slot.is_list:
-        return _bare_slot(get_args(slot.tp)[0], key) if isinstance(key, int) else None
+        return _element_slot(get_args(slot.tp)[0]) if isinstance(key, int) else None
     model = slot.choose(data)
     if model is None or not isinstance(key, str):
         return None
+    return _field_slot(model, key)
+
+
+@cache
+def _field_slot(model: type[BaseModel], key: str) -> Slot | None:
     info = fields_by_key(model).get(key)
     return slot_of_field(key, info) if info is not None else None
 

@@ -236,3 +236,24 @@ def test_every_code_is_documented(code: str) -> None:
     from floe_runtime.analysis import CODES
 
     assert code in CODES
+
+
+def test_floe020_where_the_model_expects_a_secret_ref(make_project: MakeProject) -> None:
+    # `access_key_id` does not look like a credential by name; the model types it as a secret.
+    dev = DEV.replace(
+        "  default: {type: local}",
+        "  default: {type: local}\n  lake:\n    type: s3\n    bucket: acme\n    credentials:\n"
+        "      access_key_id: AKIA-sentinel\n      secret_access_key: {secret_ref: lake-secret}\n",
+    )
+    root = make_project(FLOE, {"dev": dev})
+    diags = run(root)
+    diag = only(diags, "FLOE020")
+    assert diag.range == Range.of(7, 21, 7, 34)
+    assert "AKIA-sentinel" not in diag.message
+    assert [d.code for d in diags] == ["FLOE020"]
+
+
+def test_floe020_ignores_booleans_and_references(make_project: MakeProject) -> None:
+    floe = FLOE + "    vars:\n      token_refresh: true\n      secret_ref: not-a-value\n"
+    root = make_project(floe, {"dev": DEV})
+    assert run(root) == []
