@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def validate(path: Path | None, env: str | None, fmt: str) -> None:
 
     Exit status: 0 no errors, 1 errors found, 2 usage problem.
     """
+    # validate starts no subprocess and needs no pydantic plugin: skipping the plugin
+    # scan over every installed distribution saves ~20 ms of a 0.5 s budget.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from floe_runtime.analysis import ProjectError, analyze, discover
 
     try:
