@@ -1,0 +1,166 @@
+"""dbt profiles.yml generation: one translator per compute type, secrets as env_var()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import TypeAdapter
+
+from floe_runtime.compiler.profiles import dbt_output, profiles_yml
+from floe_runtime.config.platform import ComputeProfile
+
+ADAPTER: TypeAdapter[Any] = TypeAdapter(ComputeProfile)
+
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "duckdb": (
+        {"type": "duckdb", "path": "./x.duckdb", "threads": 2, "extensions": ["httpfs"]},
+        {"type": "duckdb", "threads": 2, "extensions": ["httpfs"]},
+    ),
+    "postgres": (
+        {
+            "type": "postgres",
+            "host": "h",
+            "user": "u",
+            "dbname": "d",
+            "schema": "s",
+            "password": {"secret_ref": "pg-password"},
+            "sslmode": "require",
+        },
+        {
+            "type": "postgres",
+            "host": "h",
+            "port": 5432,
+            "user": "u",
+            "dbname": "d",
+            "schema": "s",
+            "password": "{{ env_var('PG_PASSWORD') }}",
+            "sslmode": "require",
+        },
+    ),
+    "snowflake": (
+        {
+            "type": "snowflake",
+            "account": "a",
+            "user": "u",
+            "warehouse": "w",
+            "database": "d",
+            "schema": "s",
+            "password": {"secret_ref": "sf-password"},
+            "role": "r",
+        },
+        {
+            "type": "snowflake",
+            "account": "a",
+            "user": "u",
+            "warehouse": "w",
+            "database": "d",
+            "schema": "s",
+            "password": "{{ env_var('SF_PASSWORD') }}",
+            "role": "r",
+        },
+    ),
+    "trino": (
+        {
+            "type": "trino",
+            "method": "ldap",
+            "host": "t",
+            "user": "u",
+            "database": "iceberg",
+            "schema": "s",
+            "password": {"secret_ref": "trino-pw"},
+        },
+        {
+            "type": "trino",
+            "method": "ldap",
+            "host": "t",
+            "port": 443,
+            "user": "u",
+            "database": "iceberg",
+            "schema": "s",
+            "http_scheme": "https",
+            "password": "{{ env_var('TRINO_PW') }}",
+        },
+    ),
+    "spark": (
+        {
+            "type": "spark",
+            "method": "http",
+            "host": "h",
+            "schema": "s",
+            "cluster": "c",
+            "token": {"secret_ref": "spark-token"},
+        },
+        {
+            "type": "spark",
+            "method": "http",
+            "host": "h",
+            "port": 443,
+            "schema": "s",
+            "cluster": "c",
+            "token": "{{ env_var('SPARK_TOKEN') }}",
+        },
+    ),
+    "bigquery": (
+        {
+            "type": "bigquery",
+            "method": "service-account-json",
+            "project": "p",
+            "dataset": "d",
+            "keyfile_json": {"secret_ref": "bq-key"},
+        },
+        {
+            "type": "bigquery",
+            "method": "service-account-json",
+            "project": "p",
+            "dataset": "d",
+            "keyfile_json": "{{ env_var('BQ_KEY') | as_native }}",
+        },
+    ),
+    "databricks": (
+        {
+            "type": "databricks",
+            "host": "h",
+            "http_path": "/sql/1",
+            "schema": "s",
+            "catalog": "main",
+            "token": {"secret_ref": "dbx-token"},
+        },
+        {
+            "type": "databricks",
+            "host": "h",
+            "http_path": "/sql/1",
+            "schema": "s",
+            "catalog": "main",
+            "token": "{{ env_var('DBX_TOKEN') }}",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_each_compute_type_maps_to_its_adapter_fields(kind: str, tmp_path: Path) -> None:
+    source, expected = CASES[kind]
+    output = dbt_output(ADAPTER.validate_python(source), tmp_path)
+    for key, value in expected.items():
+        assert output[key] == value, key
+    assert "threads" in output
+
+
+def test_duckdb_paths_are_made_absolute(tmp_path: Path) -> None:
+    relative = dbt_output(
+        ADAPTER.validate_python({"type": "duckdb", "path": "./a/b.duckdb"}), tmp_path
+    )
+    assert relative["path"] == str(tmp_path / "a" / "b.duckdb")
+    memory = dbt_output(ADAPTER.validate_python({"type": "duckdb", "path": ":memory:"}), tmp_path)
+    assert memory["path"] == ":memory:"
+
+
+def test_profiles_yml_defines_each_profile_once(tmp_path: Path) -> None:
+    compute = ADAPTER.validate_python({"type": "duckdb"})
+    text = profiles_yml(["a", "b", "a"], "prod", compute, tmp_path)
+    doc = yaml.safe_load(text)
+    assert list(doc) == ["a", "b"]
+    assert doc["a"] == {"target": "prod", "outputs": {"prod": dbt_output(compute, tmp_path)}}
