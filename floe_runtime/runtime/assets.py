@@ -203,6 +203,7 @@ class RunSession:
         self._root: Span | None = None
         self._spans: dict[str, Span] = {}
         self._model_runs: dict[str, str] = {}
+        self._pending_fail: list[str] = []
         self._catalog: Any = None
         self.started = time.monotonic()
 
@@ -312,14 +313,8 @@ class RunSession:
             span.end(end_time=_ns(finished_at))
         if result.resource_type in ASSET_TYPES and result.unique_id in self._model_runs:
             if result.failed:
-                self.lineage.model_event(
-                    RunState.FAIL,
-                    self._model_runs[result.unique_id],
-                    translator.lineage_job_name(props),
-                    self._inputs(manifest, props, translator),
-                    [translator.compute_dataset(props)],
-                    error=result.message or result.status,
-                )
+                # FAIL waits for run_results.json, which holds dbt's full error text.
+                self._pending_fail.append(result.unique_id)
             elif not translator.is_published(props):
                 self.lineage.model_event(
                     RunState.COMPLETE,
@@ -344,6 +339,7 @@ class RunSession:
         try:
             data = json.loads(run_results_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            self.flush_failures(manifest, translator)
             return
         for item in data.get("results", []):
             unique_id = item.get("unique_id", "")
@@ -363,6 +359,22 @@ class RunSession:
             if status in ("error", "fail", "warn") and message:
                 result.message = message
             result.status = status or result.status
+        self.flush_failures(manifest, translator)
+
+    def flush_failures(self, manifest: Mapping[str, Any], translator: FloeDbtTranslator) -> None:
+        """Emit the FAIL events of failed nodes (with the error text dbt reported)."""
+        for unique_id in self._pending_fail:
+            result = self.results[unique_id]
+            props = _props(manifest, unique_id)
+            self.lineage.model_event(
+                RunState.FAIL,
+                self._model_runs[unique_id],
+                translator.lineage_job_name(props),
+                self._inputs(manifest, props, translator),
+                [translator.compute_dataset(props)],
+                error=result.message or result.status,
+            )
+        self._pending_fail.clear()
 
     # -- publishing
     def catalog(self) -> Any:

@@ -5,6 +5,7 @@ Catalog properties (including resolved secrets) are built in memory, never writt
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,12 +210,15 @@ def publish_table(
             with table.update_schema() as update:
                 update.union_by_name(data.schema)
             table = catalog.load_table(ident)
-        with table.transaction() as tx:
-            tx.set_properties(dict(properties))
-            tx.overwrite(data)
+        with warnings.catch_warnings():
+            # pyiceberg warns when the overwrite's delete matched nothing (an empty table).
+            warnings.simplefilter("ignore", UserWarning)
+            with table.transaction() as tx:
+                tx.set_properties(dict(properties))
+                tx.overwrite(data)
     else:
         table = catalog.create_table(ident, schema=data.schema, properties=dict(properties))
-        table.overwrite(data)
+        table.append(data)
     table = catalog.load_table(ident)
     snapshot = table.current_snapshot()
     columns = [(f.name, str(f.field_type)) for f in table.schema().fields]

