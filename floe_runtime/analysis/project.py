@@ -95,6 +95,15 @@ def discover(
             raise ProjectError(
                 f"no {PIPELINE_FILE} in {target} (run 'floe-runtime init' to create one)"
             )
+    elif target.is_file() and target.name == PLATFORM_FILE:
+        # A platform file stands for its pipeline, in that one environment.
+        owner = platform_file_environment(target)
+        if owner is None:
+            raise ProjectError(
+                f"{target} belongs to no pipeline: expected floe.yaml beside it or at ../../"
+            )
+        root, env_name = owner
+        return Project(root, root / PIPELINE_FILE, (Environment(env_name, target.resolve()),))
     elif target.is_file():
         pipeline_file = target
     else:

@@ -67,3 +67,17 @@ def test_platform_file_environment(make_project: MakeProject) -> None:
     assert platform_file_environment(root / "platform" / "dev" / "platform.yaml") == (root, "dev")
     assert platform_file_environment(root / "platform.yaml") == (root, "default")
     assert platform_file_environment(root / "floe.yaml") is None
+
+
+def test_a_platform_file_stands_for_its_pipeline_in_that_environment(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root = make_project(FLOE, {"prod": PLATFORM, "dev": PLATFORM})
+    project = discover(root / "platform" / "prod" / "platform.yaml")
+    assert project.pipeline_file == root / "floe.yaml"
+    assert [e.name for e in project.environments] == ["prod"]
+    stray = tmp_path / "elsewhere" / "platform.yaml"
+    stray.parent.mkdir()
+    stray.write_text(PLATFORM)
+    with pytest.raises(ProjectError, match="belongs to no pipeline"):
+        discover(stray)
