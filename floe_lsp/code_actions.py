@@ -220,10 +220,14 @@ def code_actions(ls: FloeLanguageServer, params: types.CodeActionParams) -> list
     path, text = doc
     conv = ls.converter(path, text)
     wanted = Range(conv.from_client(params.range.start), conv.from_client(params.range.end))
-    out = []
+    out: list[types.CodeAction] = []
+    titles: set[str] = set()
     for diag in file_diagnostics(ls, path):
         if _overlaps(diag.range, wanted):
-            out.extend(actions_for(ls, path, diag))
+            for action in actions_for(ls, path, diag):
+                if action.title not in titles:  # one FLOE010 per environment, one rename fix
+                    titles.add(action.title)
+                    out.append(action)
     return out
 
 

@@ -219,8 +219,11 @@ def document_links(ls: FloeLanguageServer, uri: str) -> list[types.DocumentLink]
     if doc is None or file_kind(doc[0]) != "pipeline":
         return []
     conv = ls.converter(doc[0], doc[1])
+    caps = ls.client_capabilities.text_document
+    link_caps = caps.document_link if caps is not None else None
+    tooltip = "Open dbt_project.yml" if link_caps is not None and link_caps.tooltip_support else None
     return [
-        types.DocumentLink(range=conv.range(rng), target=ls.uri(target), tooltip="Open dbt_project.yml")
+        types.DocumentLink(range=conv.range(rng), target=ls.uri(target), tooltip=tooltip)
         for rng, target in _transform_links(ls, doc[0])
     ]
 
