@@ -16,9 +16,9 @@ from pydantic import BaseModel, ValidationError
 from floe_runtime.analysis.diagnostics import Diagnostic, Range, error, warning
 from floe_runtime.analysis.loader import NodePath, YamlDocument, YNode
 from floe_runtime.analysis.suggest import closest
-from floe_runtime.config.base import SecretRef
-from floe_runtime.config.introspect import keys_at, loc_to_path, slot_at
-from floe_runtime.config.pipeline import PROFILE_KINDS
+from floe_runtime.config.base import PROFILE_NAME_PATTERN, SECRET_NAME_PATTERN, SecretRef
+from floe_runtime.config.introspect import describe, is_plain_union, keys_at, loc_to_path, slot_at
+from floe_runtime.config.pipeline import PIPELINE_NAME_PATTERN, PROFILE_KINDS, SEMVER_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -156,7 +156,7 @@ def _map_error(
             doc.file,
             rng,
             "FLOE005",
-            f"invalid name '{path[-1]}': use letters, digits, '-' and '_', starting with a letter",
+            f"invalid name '{path[-1]}': {_PATTERN_HINTS[PROFILE_NAME_PATTERN]}",
             path=list(path),
         )
     path = loc_to_path(model, loc, data)
@@ -207,29 +207,65 @@ def _map_error(
         )
     node = doc.node(path)
     rng = node.range if node is not None else _nearest(doc, path)
-    key = next((str(p) for p in reversed(path) if isinstance(p, str)), "value")
+    key = _label(path)
     slot = slot_at(model, path, data)
     if slot is not None and slot.model is SecretRef and node is not None and _is_literal(node):
-        return _literal_credential(doc, node, path, key)
-    message = _value_message(kind, key, err, node)
+        return _literal_credential(doc, node, path, str(path[-1]))
+    if slot is not None and is_plain_union(slot):
+        message = f"'{key}' should be {describe(slot.tp)}"
+    else:
+        message = _value_message(kind, key, err, node)
     options = [str(v) for v in slot.enum_values] if slot is not None else []
     return error(doc.file, rng, "FLOE005", message, path=list(path), options=options)
 
 
+# What a pattern means, for people: the patterns live with the models.
+_PATTERN_HINTS = {
+    PIPELINE_NAME_PATTERN: "use lower case letters, digits, '-' and '_', starting with a letter (at most 63)",
+    SEMVER_PATTERN: 'expected a semantic version such as "1.0.0"',
+    PROFILE_NAME_PATTERN: "use letters, digits, '-' and '_', starting with a letter",
+    SECRET_NAME_PATTERN: "expected a Kubernetes secret name: lower case letters, digits, '-' and '.'",
+}
+
+
+def _label(path: Sequence[str | int]) -> str:
+    """How a message names the place: `version`, `transforms[3]`."""
+    if not path:
+        return "document"
+    last = path[-1]
+    if isinstance(last, int):
+        parent = next((str(p) for p in reversed(path) if isinstance(p, str)), "item")
+        return f"{parent}[{last}]"
+    return str(last)
+
+
 def _value_message(kind: str, key: str, err: Mapping[str, Any], node: YNode | None) -> str:
     msg = str(err.get("msg", "invalid value"))
+    scalar = node is not None and node.kind == "scalar"
     if msg.startswith("Value error, "):
         return f"invalid '{key}': {msg.removeprefix('Value error, ')}"
     if kind == "literal_error":
-        shown = node.raw if node is not None and node.kind == "scalar" else None
+        shown = node.raw if node is not None and scalar else None
         expected = str((err.get("ctx") or {}).get("expected", ""))
+        quoted_would_do = f"'{shown}'" in expected  # `version: 1` where the string "1" is wanted
+        if (
+            shown is not None
+            and node is not None
+            and not isinstance(node.value, str)
+            and quoted_would_do
+        ):
+            return f"'{key}' should be the string \"{shown}\": put it in quotes"
         if shown is not None and len(shown) <= 60:
             return f"invalid value '{shown}' for '{key}'; expected {expected}"
         return f"invalid value for '{key}'; expected {expected}"
+    if kind == "string_type" and node is not None and scalar and node.value is not None:
+        return f"'{key}' should be a string: put {node.raw} in quotes"
     if kind in _TYPE_NAMES:
         return f"'{key}' should be {_TYPE_NAMES[kind]}"
     if kind == "string_pattern_mismatch":
-        return f"invalid '{key}': does not match the required pattern {err['ctx']['pattern']}"
+        pattern = str(err["ctx"]["pattern"])
+        hint = _PATTERN_HINTS.get(pattern, f"does not match the pattern {pattern}")
+        return f"invalid '{key}': {hint}"
     if kind == "too_short" and node is not None and node.kind == "seq":
         return f"'{key}' needs at least {err['ctx'].get('min_length', 1)} item(s)"
     return f"invalid '{key}': {msg[0].lower() + msg[1:] if msg else msg}"

@@ -91,6 +91,41 @@ class Slot:
         return literal_values(self.tp)
 
 
+_KIND_NAMES: dict[Any, str] = {
+    str: "a string",
+    int: "a whole number",
+    float: "a number",
+    bool: "true/false",
+    type(None): "null",
+    dict: "a mapping",
+    list: "a list",
+}
+
+
+def describe(tp: Any) -> str:
+    """What a value of type `tp` looks like in YAML: 'a string, a whole number or null'."""
+    members = _union_args(tp) or (tp,)
+    names: list[str] = []
+    for member in members:
+        origin = get_origin(member) or member
+        if isinstance(origin, type) and issubclass(origin, BaseModel):
+            name = "a mapping"
+        else:
+            name = _KIND_NAMES.get(origin, getattr(origin, "__name__", str(origin)))
+        if name not in names:
+            names.append(name)
+    if "a number" in names and "a whole number" in names:
+        names.remove("a whole number")
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def is_plain_union(slot: Slot) -> bool:
+    """Whether a slot accepts several kinds of value without a tag (`str | int | ...`)."""
+    return slot.discriminator is None and bool(_union_args(slot.tp))
+
+
 def literal_values(tp: Any) -> list[Any]:
     """The values of a `Literal[...]` type (and of Literals inside Optional/Union)."""
     tp = _strip(tp)[0]
@@ -224,6 +259,16 @@ def loc_to_path(
             index += 1
             chosen = slot.choose(here)
             slot = Slot(chosen) if chosen is not None else None
+            continue
+        # A plain union names the member it tried: ('transforms', 0, 'dbt', 'vars', 'x', 'str').
+        if (
+            slot is not None
+            and slot.discriminator is None
+            and _union_args(slot.tp)
+            and isinstance(key, str)
+            and not (isinstance(here, Mapping) and key in here)
+        ):
+            index += 1
             continue
         path.append(key)
         slot = child_slot(slot, key, here) if slot is not None else None

@@ -257,3 +257,17 @@ def test_floe020_ignores_booleans_and_references(make_project: MakeProject) -> N
     floe = FLOE + "    vars:\n      token_refresh: true\n      secret_ref: not-a-value\n"
     root = make_project(floe, {"dev": DEV})
     assert run(root) == []
+
+
+def test_floe005_messages_say_how_to_fix(make_project: MakeProject) -> None:
+    floe = (
+        "name: My Pipeline\nversion: 1.0\ntransforms:\n  - type: dbt\n    path: ./dbt\n"
+        "    vars: {nested: {a: 1}}\n  - just a string\n"
+    )
+    root = make_project(floe, {"dev": DEV.replace('version: "1"', "version: 1")})
+    messages = {(d.range.start.line, d.file.endswith("floe.yaml")): d.message for d in run(root)}
+    assert messages[(0, True)].startswith("invalid 'name': use lower case letters")
+    assert messages[(1, True)] == "'version' should be a string: put 1.0 in quotes"
+    assert messages[(5, True)] == "'nested' should be a string, a number or true/false"
+    assert messages[(6, True)] == "'transforms[1]' should be a mapping"
+    assert messages[(0, False)] == "'version' should be the string \"1\": put it in quotes"
