@@ -22,7 +22,7 @@ from floe_lsp.server import FloeLanguageServer
 from floe_lsp.state import file_kind
 from floe_runtime.analysis import Diagnostic, Position, Range
 from floe_runtime.config.base import SecretRef
-from floe_runtime.config.introspect import fields_by_key, literal_values, root_slot, child_slot
+from floe_runtime.config.introspect import child_slot, fields_by_key, literal_values, root_slot
 from floe_runtime.config.platform import Platform
 
 #: The embedded default kind of each section, used when an environment has no profile to copy.
@@ -165,9 +165,7 @@ def actions_for(ls: FloeLanguageServer, path: Path, diag: Diagnostic) -> list[ty
                                     diagnostics=[lsp_diag], edit=edit, is_preferred=preferred))
 
     suggestion = data.get("suggestion")
-    if diag.code == "FLOE003" and suggestion:
-        action(f"Change to '{suggestion}'", _edit(ls, path, diag.range, str(suggestion)), True)
-    elif diag.code == "FLOE005" and suggestion:
+    if diag.code == "FLOE003" and suggestion or diag.code == "FLOE005" and suggestion:
         action(f"Change to '{suggestion}'", _edit(ls, path, diag.range, str(suggestion)), True)
     elif diag.code == "FLOE010":
         profile = str(data.get("profile", ""))

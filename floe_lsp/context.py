@@ -90,6 +90,14 @@ class Lines:
         self.raw = text.split("\n")
         self._info: dict[int, LineInfo | None] = {}
 
+    def indent(self, index: int) -> int:
+        """Leading spaces of a line (cheap: no parse); a large number for blank lines."""
+        raw = self.raw[index]
+        stripped = raw.lstrip(" ")
+        if not stripped.strip():
+            return 1 << 30
+        return len(raw) - len(stripped)
+
     def info(self, index: int) -> LineInfo | None:
         """The parsed line at `index` (None when blank or out of range)."""
         if index < 0 or index >= len(self.raw):
@@ -108,6 +116,9 @@ class Lines:
             return path
         j = index - 1
         while j >= 0:
+            if self.indent(j) >= col:  # deeper or sibling lines cannot hold this mapping
+                j -= 1
+                continue
             info = self.info(j)
             if info is None:
                 j -= 1
@@ -134,6 +145,9 @@ class Lines:
         position = 0
         j = index - 1
         while j >= 0:
+            if self.indent(j) > dash:
+                j -= 1
+                continue
             info = self.info(j)
             if info is None or info.first > dash:
                 j -= 1
@@ -153,6 +167,9 @@ class Lines:
         out: dict[str, str] = {}
         j = index
         while j >= 0:  # upwards, including the line itself
+            if self.indent(j) > col:
+                j -= 1
+                continue
             info = self.info(j)
             if info is not None:
                 if info.first < col and not (info.dash is not None and info.key_col == col):
@@ -164,6 +181,9 @@ class Lines:
             j -= 1
         j = index + 1
         while j < len(self.raw):
+            if self.indent(j) > col:
+                j += 1
+                continue
             info = self.info(j)
             if info is not None:
                 if info.first < col:

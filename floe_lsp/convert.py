@@ -27,7 +27,7 @@ def uri_of(path: Path | str) -> str:
     """The file URI of a path."""
     uri = from_fs_path(str(path))
     assert uri is not None
-    return uri
+    return str(uri)
 
 
 def path_of(uri: str) -> Path | None:

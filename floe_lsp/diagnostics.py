@@ -166,9 +166,9 @@ def register(server: FloeLanguageServer) -> None:
                         clear_project(ls, project)
                     ls.state.forget(path)
                     continue
-                project = ls.state.add_pipeline(path)
-                if project is not None:
-                    touched[project.pipeline_file] = project
+                added = ls.state.add_pipeline(path)
+                if added is not None:
+                    touched[added.pipeline_file] = added
             elif kind == "platform":
                 platform_changed = True
                 if change.type != types.FileChangeType.Changed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from lsprotocol import types
@@ -11,18 +12,16 @@ from floe_lsp.state import file_kind
 from floe_lsp.tiers import (
     SECTION_KINDS,
     definitions,
+    name_range,
     pipeline_doc,
     platform_doc,
     profile_at_platform,
     reference_at_pipeline,
     references_in,
-    name_range,
 )
 from floe_runtime.analysis import Project, Range
 from floe_runtime.config.base import PROFILE_NAME_PATTERN
 from floe_runtime.config.pipeline import PROFILE_KINDS
-
-import re
 
 _NAME = re.compile(PROFILE_NAME_PATTERN)
 

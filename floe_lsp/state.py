@@ -182,7 +182,7 @@ class WorkspaceState:
             self._last_good[path] = checked
             return checked
         last = self._last_good.get(path)
-        return last if last is not None else checked  # type: ignore[return-value]
+        return last if last is not None else checked
 
     def all_projects(self) -> list[Project]:
         """Every known project, in a stable order."""

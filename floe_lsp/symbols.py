@@ -25,7 +25,7 @@ def _symbol(conv: Converter, name: str, node: YNode, depth: int, parent: str | N
     elif node.kind == "map" and "secret_ref" in node.entries and len(node.entries) == 1:
         detail = describe(node)
     children: list[types.DocumentSymbol] = []
-    if node.kind == "map" and not (set(node.entries) == {"secret_ref"}):
+    if node.kind == "map" and set(node.entries) != {"secret_ref"}:
         children = [_symbol(conv, k, v, depth + 1, name) for k, v in node.entries.items()]
     elif node.kind == "seq":
         for index, item in enumerate(node.items):

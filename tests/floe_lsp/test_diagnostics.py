@@ -6,12 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from lsp_helpers import change_doc, codes, open_doc, pos, uri, wait_for
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from floe_runtime.analysis import analyze, discover
-
-from lsp_helpers import change_doc, codes, open_doc, pos, uri, wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")]
 
