@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -112,7 +113,8 @@ def _pg_bin(name: str) -> str:
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     """A throwaway PostgreSQL cluster on 127.0.0.1 (password auth over TCP), stopped afterwards."""
-    base = tmp_path_factory.mktemp("pg")
+    # Not under pytest's tmp dir: that is private to root, and the server runs as `postgres`.
+    base = Path(tempfile.mkdtemp(prefix="floe-pg-"))
     data = base / "data"
     sock = base / "sock"
     sock.mkdir()
@@ -139,21 +141,22 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
         check=True, capture_output=True,
     )
     try:
-        sql = (
-            f"CREATE ROLE floe LOGIN PASSWORD '{password}';"
-            "CREATE DATABASE analytics OWNER floe;"
-        )
-        subprocess.run(
-            [*as_user, _pg_bin("psql"), "-h", str(sock), "-p", str(port), "-U", "postgres",
-             "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
-            check=True, capture_output=True,
-        )
+        for sql in (
+            f"CREATE ROLE floe LOGIN PASSWORD '{password}'",
+            "CREATE DATABASE analytics OWNER floe",  # not inside a transaction: one -c each
+        ):
+            subprocess.run(
+                [*as_user, _pg_bin("psql"), "-h", str(sock), "-p", str(port), "-U", "postgres",
+                 "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                check=True, capture_output=True,
+            )
         yield Postgres("127.0.0.1", port, "floe", password, "analytics")
     finally:
         subprocess.run(
             [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
             check=False, capture_output=True,
         )
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- SeaweedFS
