@@ -23,8 +23,14 @@ system-deps:
 
 demo: $(STAMP)
 	$(BIN)/floe-runtime validate $(EXAMPLE)
-	$(BIN)/floe-runtime compile $(EXAMPLE) --env dev
-	@echo "Compiled artifacts: $(EXAMPLE)/target/floe/compiled_artifacts.json"
+	$(BIN)/floe-runtime run $(EXAMPLE) --env dev
+	$(BIN)/floe-runtime lineage $(EXAMPLE) --env dev --no-open
+	@echo
+	@echo "Iceberg tables:  $(EXAMPLE)/.floe/catalog.db (SQLite catalog, namespace analytics)"
+	@echo "                 data and metadata in $(EXAMPLE)/.floe/warehouse/analytics/"
+	@echo "Lineage page:    $(EXAMPLE)/target/floe/lineage.html (events: $(EXAMPLE)/.floe/lineage.jsonl)"
+	@echo "Traces:          $(EXAMPLE)/.floe/traces.jsonl"
+	@echo "Dagster UI:      $(BIN)/floe-runtime dev $(EXAMPLE) --env dev"
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest

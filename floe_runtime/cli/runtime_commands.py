@@ -113,8 +113,10 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
         secrets = resolve_secrets(artifacts.secret_refs)
     except MissingSecretError as exc:
         fail(str(exc))
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-    err_console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    # Not a terminal (CI, make, pipes): rich would assume 80 columns and cut the table.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 120)
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
+    err_console = Console(file=sys.stderr, highlight=False, soft_wrap=True, width=width)
     from floe_runtime.runtime.dbt_project import DbtParseError
     from floe_runtime.runtime.engine import CatalogUnavailable, run_pipeline
 
@@ -140,7 +142,7 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
         sys.exit(EXIT_ERRORS)
 
     table = Table(title=f"run {outcome.run_id}", title_justify="left", show_lines=False)
-    for column in ("asset", "kind", "status", "time", "rows", "iceberg table"):
+    for column in ("asset", "materialized", "status", "time", "rows", "iceberg table"):
         table.add_column(
             column, justify="right" if column in ("time", "rows") else "left", no_wrap=True
         )
@@ -149,7 +151,7 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
         status = "publish failed" if r.publish_error else r.status
         colour = "red" if r.failed else ("yellow" if r.status == "skipped" else "green")
         table.add_row(
-            r.name, f"{r.resource_type} ({r.materialized})" if r.materialized else r.resource_type,
+            r.name, r.materialized or r.resource_type,
             f"[{colour}]{status}[/{colour}]", f"{r.seconds + r.publish_seconds:.2f}s",
             "" if r.rows is None else str(r.rows),
             r.published.identifier if r.published else "",
