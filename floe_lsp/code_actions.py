@@ -229,12 +229,5 @@ def code_actions(ls: FloeLanguageServer, params: types.CodeActionParams) -> list
     return out
 
 
-def register(server: FloeLanguageServer) -> None:
-    """Register textDocument/codeAction."""
-
-    @server.feature(
-        types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
-    )
-    def on_code_action(ls: FloeLanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
-        return code_actions(ls, params)
+def on_code_action(ls: FloeLanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    return code_actions(ls, params)

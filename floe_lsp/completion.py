@@ -284,12 +284,5 @@ def _secret_names(
                        kind=types.CompletionItemKind.Constant) for n in sorted(names)]
 
 
-def register(server: FloeLanguageServer) -> None:
-    """Register textDocument/completion."""
-
-    @server.feature(
-        types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGERS)
-    )
-    def completion(ls: FloeLanguageServer, params: types.CompletionParams) -> types.CompletionList:
-        return complete(ls, params.text_document.uri, params.position)
-
+def completion(ls: FloeLanguageServer, params: types.CompletionParams) -> types.CompletionList:
+    return complete(ls, params.text_document.uri, params.position)

@@ -104,103 +104,94 @@ def _cross_file(ls: FloeLanguageServer, path: Path) -> None:
         ls.workspace_diagnostic_refresh(None)
 
 
-def register(server: FloeLanguageServer) -> None:
-    """Register document sync, watched files and the pull handler."""
+def did_open(ls: FloeLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    path = path_of(params.text_document.uri)
+    if path is None or file_kind(path) is None:
+        return
+    ls.state.set_open(path, params.text_document.text, params.text_document.version)
+    schedule(ls, ls.state.ensure(path))
+    _cross_file(ls, path)
 
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: FloeLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-        path = path_of(params.text_document.uri)
-        if path is None or file_kind(path) is None:
-            return
-        ls.state.set_open(path, params.text_document.text, params.text_document.version)
-        schedule(ls, ls.state.ensure(path))
-        _cross_file(ls, path)
 
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: FloeLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
-        path = path_of(params.text_document.uri)
-        if path is None or file_kind(path) is None:
-            return
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        ls.state.set_open(path, doc.source, params.text_document.version)
-        schedule(ls, ls.state.ensure(path))
-        _cross_file(ls, path)
+def did_change(ls: FloeLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+    path = path_of(params.text_document.uri)
+    if path is None or file_kind(path) is None:
+        return
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    ls.state.set_open(path, doc.source, params.text_document.version)
+    schedule(ls, ls.state.ensure(path))
+    _cross_file(ls, path)
 
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: FloeLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
-        path = path_of(params.text_document.uri)
-        if path is None or file_kind(path) is None:
-            return
-        if file_kind(path) == "pipeline" and path not in ls.state.projects:
-            ls.state.add_pipeline(path)
-        schedule(ls, ls.state.ensure(path))
-        _cross_file(ls, path)
 
-    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: FloeLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
-        path = path_of(params.text_document.uri)
-        if path is None or path not in ls.state.open:
-            return
-        del ls.state.open[path]
-        projects = ls.state.projects_of(path)
-        if file_kind(path) == "pipeline" and not path.is_file():
-            for project in projects:
-                clear_project(ls, project)
-                ls.state.forget(project.pipeline_file)
-            return
-        schedule(ls, projects)
-        _cross_file(ls, path)
+def did_save(ls: FloeLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+    path = path_of(params.text_document.uri)
+    if path is None or file_kind(path) is None:
+        return
+    if file_kind(path) == "pipeline" and path not in ls.state.projects:
+        ls.state.add_pipeline(path)
+    schedule(ls, ls.state.ensure(path))
+    _cross_file(ls, path)
 
-    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def watched(ls: FloeLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
-        touched: dict[Path, Project] = {}
-        platform_changed = False
-        for change in params.changes:
-            path = path_of(change.uri)
-            if path is None:
-                continue
-            kind = file_kind(path)
-            if kind == "pipeline":
-                if change.type == types.FileChangeType.Deleted and path not in ls.state.open:
-                    for project in ls.state.projects_of(path):
-                        clear_project(ls, project)
-                    ls.state.forget(path)
-                    continue
-                added = ls.state.add_pipeline(path)
-                if added is not None:
-                    touched[added.pipeline_file] = added
-            elif kind == "platform":
-                platform_changed = True
-                if change.type != types.FileChangeType.Changed:
-                    for project in ls.state.refresh_environments(path):
-                        touched[project.pipeline_file] = project
+
+def did_close(ls: FloeLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    path = path_of(params.text_document.uri)
+    if path is None or path not in ls.state.open:
+        return
+    del ls.state.open[path]
+    projects = ls.state.projects_of(path)
+    if file_kind(path) == "pipeline" and not path.is_file():
+        for project in projects:
+            clear_project(ls, project)
+            ls.state.forget(project.pipeline_file)
+        return
+    schedule(ls, projects)
+    _cross_file(ls, path)
+
+
+def watched(ls: FloeLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+    touched: dict[Path, Project] = {}
+    platform_changed = False
+    for change in params.changes:
+        path = path_of(change.uri)
+        if path is None:
+            continue
+        kind = file_kind(path)
+        if kind == "pipeline":
+            if change.type == types.FileChangeType.Deleted and path not in ls.state.open:
                 for project in ls.state.projects_of(path):
+                    clear_project(ls, project)
+                ls.state.forget(path)
+                continue
+            added = ls.state.add_pipeline(path)
+            if added is not None:
+                touched[added.pipeline_file] = added
+        elif kind == "platform":
+            platform_changed = True
+            if change.type != types.FileChangeType.Changed:
+                for project in ls.state.refresh_environments(path):
                     touched[project.pipeline_file] = project
-            elif path.name == "dbt_project.yml":
-                for project in ls.state.all_projects():
-                    touched[project.pipeline_file] = project
-        schedule(ls, list(touched.values()))
-        if platform_changed and ls.pull_diagnostics:
-            ls.workspace_diagnostic_refresh(None)
+            for project in ls.state.projects_of(path):
+                touched[project.pipeline_file] = project
+        elif path.name == "dbt_project.yml":
+            for project in ls.state.all_projects():
+                touched[project.pipeline_file] = project
+    schedule(ls, list(touched.values()))
+    if platform_changed and ls.pull_diagnostics:
+        ls.workspace_diagnostic_refresh(None)
 
-    @server.feature(
-        types.TEXT_DOCUMENT_DIAGNOSTIC,
-        types.DiagnosticOptions(
-            identifier="floe", inter_file_dependencies=True, workspace_diagnostics=False
-        ),
-    )
-    def pull(
-        ls: FloeLanguageServer, params: types.DocumentDiagnosticParams
-    ) -> types.DocumentDiagnosticReport:
-        path = path_of(params.text_document.uri)
-        if path is None or file_kind(path) is None:
-            return types.RelatedFullDocumentDiagnosticReport(items=[])
-        diags = file_diagnostics(ls, path)
-        conv = ls.converter(path)
-        items = [conv.diagnostic(d) for d in diags]
-        digest = hashlib.sha1(
-            repr([(d.range, d.code, d.message) for d in diags]).encode()
-        ).hexdigest()[:16]
-        if params.previous_result_id == digest:
-            return types.RelatedUnchangedDocumentDiagnosticReport(result_id=digest)
-        return types.RelatedFullDocumentDiagnosticReport(items=items, result_id=digest)
+
+def pull(
+    ls: FloeLanguageServer, params: types.DocumentDiagnosticParams
+) -> types.DocumentDiagnosticReport:
+    path = path_of(params.text_document.uri)
+    if path is None or file_kind(path) is None:
+        return types.RelatedFullDocumentDiagnosticReport(items=[])
+    diags = file_diagnostics(ls, path)
+    conv = ls.converter(path)
+    items = [conv.diagnostic(d) for d in diags]
+    digest = hashlib.sha1(
+        repr([(d.range, d.code, d.message) for d in diags]).encode()
+    ).hexdigest()[:16]
+    if params.previous_result_id == digest:
+        return types.RelatedUnchangedDocumentDiagnosticReport(result_id=digest)
+    return types.RelatedFullDocumentDiagnosticReport(items=items, result_id=digest)

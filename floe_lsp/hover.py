@@ -82,9 +82,5 @@ def _hover(ls: FloeLanguageServer, body: str, rng: types.Range) -> types.Hover:
     return types.Hover(contents=types.MarkupContent(kind=kind, value=body), range=rng)
 
 
-def register(server: FloeLanguageServer) -> None:
-    """Register textDocument/hover."""
-
-    @server.feature(types.TEXT_DOCUMENT_HOVER)
-    def on_hover(ls: FloeLanguageServer, params: types.HoverParams) -> types.Hover | None:
-        return hover(ls, params.text_document.uri, params.position)
+def on_hover(ls: FloeLanguageServer, params: types.HoverParams) -> types.Hover | None:
+    return hover(ls, params.text_document.uri, params.position)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
-from floe_lsp.convert import path_of
 from floe_lsp.server import FloeLanguageServer
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,12 @@ def register(server: FloeLanguageServer) -> None:
         added = [p for p in (path_of(f.uri) for f in params.event.added) if p is not None]
         ls.state.scan(added)
         publish_all(ls)
+
+
+def path_of(uri: str) -> Path | None:
+    """The resolved path of a file URI (kept here so that start-up needs no engine import)."""
+    fs = to_fs_path(uri)
+    return Path(fs).resolve() if fs is not None and uri.startswith("file:") else None
 
 
 def _folders(ls: FloeLanguageServer) -> list[Path]:

@@ -261,31 +261,27 @@ def inlay_hints(ls: FloeLanguageServer, uri: str, visible: types.Range) -> list[
     return hints
 
 
-def register(server: FloeLanguageServer) -> None:
-    """Register definition, references, rename, links and inlay hints."""
+def on_definition(ls: FloeLanguageServer, params: types.DefinitionParams) -> list[types.Location]:
+    return definition(ls, params.text_document.uri, params.position)
 
-    @server.feature(types.TEXT_DOCUMENT_DEFINITION)
-    def on_definition(ls: FloeLanguageServer, params: types.DefinitionParams) -> list[types.Location]:
-        return definition(ls, params.text_document.uri, params.position)
 
-    @server.feature(types.TEXT_DOCUMENT_REFERENCES)
-    def on_references(ls: FloeLanguageServer, params: types.ReferenceParams) -> list[types.Location]:
-        return references(ls, params.text_document.uri, params.position, params.context.include_declaration)
+def on_references(ls: FloeLanguageServer, params: types.ReferenceParams) -> list[types.Location]:
+    return references(ls, params.text_document.uri, params.position, params.context.include_declaration)
 
-    @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
-    def on_prepare_rename(
-        ls: FloeLanguageServer, params: types.PrepareRenameParams
-    ) -> types.PrepareRenamePlaceholder | None:
-        return prepare_rename(ls, params.text_document.uri, params.position)
 
-    @server.feature(types.TEXT_DOCUMENT_RENAME, types.RenameOptions(prepare_provider=True))
-    def on_rename(ls: FloeLanguageServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
-        return rename(ls, params.text_document.uri, params.position, params.new_name)
+def on_prepare_rename(
+    ls: FloeLanguageServer, params: types.PrepareRenameParams
+) -> types.PrepareRenamePlaceholder | None:
+    return prepare_rename(ls, params.text_document.uri, params.position)
 
-    @server.feature(types.TEXT_DOCUMENT_DOCUMENT_LINK, types.DocumentLinkOptions(resolve_provider=False))
-    def on_links(ls: FloeLanguageServer, params: types.DocumentLinkParams) -> list[types.DocumentLink]:
-        return document_links(ls, params.text_document.uri)
 
-    @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
-    def on_inlay(ls: FloeLanguageServer, params: types.InlayHintParams) -> list[types.InlayHint]:
-        return inlay_hints(ls, params.text_document.uri, params.range)
+def on_rename(ls: FloeLanguageServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
+    return rename(ls, params.text_document.uri, params.position, params.new_name)
+
+
+def on_links(ls: FloeLanguageServer, params: types.DocumentLinkParams) -> list[types.DocumentLink]:
+    return document_links(ls, params.text_document.uri)
+
+
+def on_inlay(ls: FloeLanguageServer, params: types.InlayHintParams) -> list[types.InlayHint]:
+    return inlay_hints(ls, params.text_document.uri, params.range)

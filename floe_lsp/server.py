@@ -1,19 +1,76 @@
 """The floe language server: a small registry of features over one workspace state.
 
-Each feature lives in its own module with a `register(server)` function; this
-module only builds the server and wires them in.
+Each feature lives in its own module; this module only builds the server and
+wires them in. Feature modules (and with them the analysis engine and the
+pydantic models) are imported on first use, so the `initialize` answer does not
+wait for them; `initialized` then loads the engine while scanning the workspace.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
 
 from floe_lsp import __version__
-from floe_lsp.convert import Converter, path_of, uri_of
-from floe_lsp.state import WorkspaceState
+
+if TYPE_CHECKING:
+    from floe_lsp.convert import Converter
+    from floe_lsp.state import WorkspaceState
+
+#: Characters after which clients ask for completion without a keystroke shortcut.
+TRIGGERS = [":", " ", "/", "."]
+
+#: LSP method → (options, "module:function") handling it.
+FEATURES: list[tuple[str, Any, str]] = [
+    (types.TEXT_DOCUMENT_DID_OPEN, None, "diagnostics:did_open"),
+    (types.TEXT_DOCUMENT_DID_CHANGE, None, "diagnostics:did_change"),
+    (types.TEXT_DOCUMENT_DID_SAVE, None, "diagnostics:did_save"),
+    (types.TEXT_DOCUMENT_DID_CLOSE, None, "diagnostics:did_close"),
+    (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, None, "diagnostics:watched"),
+    (
+        types.TEXT_DOCUMENT_DIAGNOSTIC,
+        types.DiagnosticOptions(
+            identifier="floe", inter_file_dependencies=True, workspace_diagnostics=False
+        ),
+        "diagnostics:pull",
+    ),
+    (
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=TRIGGERS),
+        "completion:completion",
+    ),
+    (types.TEXT_DOCUMENT_HOVER, None, "hover:on_hover"),
+    (types.TEXT_DOCUMENT_DEFINITION, None, "navigation:on_definition"),
+    (types.TEXT_DOCUMENT_REFERENCES, None, "navigation:on_references"),
+    (types.TEXT_DOCUMENT_PREPARE_RENAME, None, "navigation:on_prepare_rename"),
+    (
+        types.TEXT_DOCUMENT_RENAME,
+        types.RenameOptions(prepare_provider=True),
+        "navigation:on_rename",
+    ),
+    (
+        types.TEXT_DOCUMENT_DOCUMENT_LINK,
+        types.DocumentLinkOptions(resolve_provider=False),
+        "navigation:on_links",
+    ),
+    (
+        types.TEXT_DOCUMENT_INLAY_HINT,
+        types.InlayHintOptions(resolve_provider=False),
+        "navigation:on_inlay",
+    ),
+    (types.TEXT_DOCUMENT_DOCUMENT_SYMBOL, None, "symbols:on_symbols"),
+    (
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+        "code_actions:on_code_action",
+    ),
+]
 
 
 class FloeLanguageServer(LanguageServer):
@@ -23,12 +80,21 @@ class FloeLanguageServer(LanguageServer):
         super().__init__(
             "floe-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
         )
-        self.state = WorkspaceState()
+        self._state: WorkspaceState | None = None
         #: Diagnostics are pulled (textDocument/diagnostic) rather than pushed.
         self.pull_diagnostics = False
         self.snippets = False
         self.markdown = True
         self.watch_registered = False
+
+    @property
+    def state(self) -> WorkspaceState:
+        """The workspace state (created, with the engine imported, on first use)."""
+        if self._state is None:
+            from floe_lsp.state import WorkspaceState
+
+            self._state = WorkspaceState()
+        return self._state
 
     # ------------------------------------------------------------ documents
     def text(self, path: Path) -> str | None:
@@ -37,36 +103,46 @@ class FloeLanguageServer(LanguageServer):
 
     def converter(self, path: Path, text: str | None = None) -> Converter:
         """Position converter for a file's current text."""
+        from floe_lsp.convert import Converter
+
         if text is None:
             text = self.text(path) or ""
         return Converter(self.workspace.position_codec, text)
 
     def document(self, uri: str) -> tuple[Path, str] | None:
         """Path and current text of a floe file URI; None for anything else."""
-        path = path_of(uri)
-        if path is None:
+        fs = to_fs_path(uri)
+        if fs is None or not uri.startswith("file:"):
             return None
+        path = Path(fs).resolve()
         text = self.text(path)
         return (path, text) if text is not None else None
 
     def uri(self, path: Path | str) -> str:
         """The URI the server uses for a path."""
-        return uri_of(path)
+        return str(from_fs_path(str(path)))
+
+
+def _lazy(target: str) -> Callable[[FloeLanguageServer, Any], Any]:
+    module_name, _, function = target.partition(":")
+    resolved: list[Callable[[FloeLanguageServer, Any], Any]] = []
+
+    def handler(ls: FloeLanguageServer, params: Any) -> Any:
+        if not resolved:
+            module = importlib.import_module(f"floe_lsp.{module_name}")
+            resolved.append(getattr(module, function))
+        return resolved[0](ls, params)
+
+    handler.__name__ = function
+    return handler
 
 
 def create_server() -> FloeLanguageServer:
-    """A server with every feature registered."""
-    from floe_lsp import (
-        code_actions,
-        completion,
-        diagnostics,
-        hover,
-        lifecycle,
-        navigation,
-        symbols,
-    )
+    """A server with every feature registered (feature modules load on first use)."""
+    from floe_lsp import lifecycle
 
     server = FloeLanguageServer()
-    for module in (lifecycle, diagnostics, completion, hover, navigation, symbols, code_actions):
-        module.register(server)
+    lifecycle.register(server)
+    for method, options, target in FEATURES:
+        server.feature(method, options)(_lazy(target))
     return server

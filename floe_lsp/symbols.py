@@ -59,9 +59,5 @@ def document_symbols(ls: FloeLanguageServer, uri: str) -> list[types.DocumentSym
     return [_symbol(conv, k, v, 0, None) for k, v in ydoc.root.entries.items()]
 
 
-def register(server: FloeLanguageServer) -> None:
-    """Register textDocument/documentSymbol."""
-
-    @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-    def on_symbols(ls: FloeLanguageServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
-        return document_symbols(ls, params.text_document.uri)
+def on_symbols(ls: FloeLanguageServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
+    return document_symbols(ls, params.text_document.uri)
