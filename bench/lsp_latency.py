@@ -281,17 +281,22 @@ async def measure(cmd: list[str], root: Path, settings: dict[str, Any], rounds: 
     await asyncio.wait_for(first, 60)
     lines = text.split("\n")
     insert_at = lines.index("transforms:")
+    lines = lines[:insert_at] + [""] * rounds + lines[insert_at:]  # the comments the edits leave
     diag_ms: list[float] = []
     version = 1
     for round_ in range(rounds * 2):
         version += 1
         add = round_ % 2 == 0
+        # Every text is new (the engine memoises per text): the unknown key carries the
+        # round number, and removing it leaves a numbered comment in its place.
         if add:
             change = {"range": {"start": {"line": insert_at, "character": 0},
-                                "end": {"line": insert_at, "character": 0}}, "text": "bogus_key: 1\n"}
+                                "end": {"line": insert_at, "character": 0}},
+                      "text": f"bogus_key_{round_}: 1\n"}
         else:
             change = {"range": {"start": {"line": insert_at, "character": 0},
-                                "end": {"line": insert_at + 1, "character": 0}}, "text": ""}
+                                "end": {"line": insert_at + 1, "character": 0}},
+                      "text": f"# edit {round_}\n"}
         waiter = client.wait_diagnostics(lambda u, d, add=add: u == doc_uri and has_unknown(d) == add)
         began = time.perf_counter()
         client.notify("textDocument/didChange",
@@ -313,7 +318,12 @@ async def measure(cmd: list[str], root: Path, settings: dict[str, Any], rounds: 
         hover_ms.append((time.perf_counter() - began) * 1000)
     memory = rss_mb(client.proc.pid)
     await stop(client)
-    return Result(init_s, diag_ms, completion_ms, hover_ms, memory)
+    starts = [init_s]
+    for _ in range(4):  # start-up is noisy: the median of five starts
+        again, seconds = await start(cmd, root, settings)
+        starts.append(seconds)
+        await stop(again)
+    return Result(statistics.median(starts), diag_ms, completion_ms, hover_ms, memory)
 
 
 async def memory_with_pipelines(cmd: list[str], root: Path, settings: dict[str, Any], count: int) -> float:
@@ -404,7 +414,7 @@ async def main_async(args: argparse.Namespace) -> int:
         row(f"edit→diagnostics max ({label})", [max(r.diag_ms) for r in rs], "ms")
         row(f"completion p50 ({label})", [p50(r.completion_ms) for r in rs], "ms", "budget < 10 ms")
         row(f"hover p50 ({label})", [p50(r.hover_ms) for r in rs], "ms", "budget < 10 ms")
-        row(f"initialize ({label})", [r.init_s * 1000 for r in rs], "ms", "budget < 400 ms")
+        row(f"initialize, median of 5 ({label})", [r.init_s * 1000 for r in rs], "ms", "budget < 400 ms")
         row(f"RSS after the runs ({label})", [r.rss_mb for r in rs], "MB")
     row(f"RSS with {args.pipelines} pipelines open", [memory[n] for n in names], "MB", "budget < 120 MB")
     shutil.rmtree(work, ignore_errors=True)

@@ -139,10 +139,11 @@ def _lazy(target: str) -> Callable[[FloeLanguageServer, Any], Any]:
 
 def create_server() -> FloeLanguageServer:
     """A server with every feature registered (feature modules load on first use)."""
-    from floe_lsp import lifecycle
+    from floe_lsp import commands, lifecycle
 
     server = FloeLanguageServer()
     lifecycle.register(server)
+    commands.register(server)
     for method, options, target in FEATURES:
         server.feature(method, options)(_lazy(target))
     return server

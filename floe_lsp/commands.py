@@ -1,0 +1,177 @@
+"""Commands and code lenses: compile, run and open lineage, each in a subprocess.
+
+The server process never imports dbt, Dagster or pyiceberg: every command runs
+`python -m floe_runtime <command>` with work-done progress, can be cancelled
+from the client (progress cancel or request cancel kills the subprocess), and
+reports its outcome as a message or, for lineage, a `window/showDocument`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import uuid
+from collections import deque
+from typing import Any
+
+from lsprotocol import types
+
+from floe_lsp.server import FloeLanguageServer
+
+log = logging.getLogger(__name__)
+
+#: Command id → floe-runtime subcommand.
+COMMANDS = {"floe.compile": "compile", "floe.run": "run", "floe.openLineage": "lineage"}
+TITLES = {"compile": "Compile", "run": "Run", "lineage": "Open lineage"}
+
+
+def _progress_supported(ls: FloeLanguageServer) -> bool:
+    window = ls.client_capabilities.window
+    return bool(window is not None and window.work_done_progress)
+
+
+def _message(ls: FloeLanguageServer, kind: types.MessageType, text: str) -> None:
+    ls.window_show_message(types.ShowMessageParams(type=kind, message=text))
+
+
+async def run_command(ls: FloeLanguageServer, subcommand: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    """Run `floe-runtime <subcommand>` for the pipeline named by args[0] (a URI), env args[1]."""
+    from floe_lsp.convert import path_of
+    from floe_runtime.analysis.project import PIPELINE_FILE
+
+    target = path_of(str(args[0])) if args else None
+    env = str(args[1]) if len(args) > 1 and args[1] else None
+    if target is None:
+        _message(ls, types.MessageType.Error, f"floe {subcommand}: no pipeline given")
+        return {"exitCode": 2, "output": "no pipeline given"}
+    root = target if target.is_dir() else target.parent
+    projects = ls.state.ensure(target if target.is_file() else target / PIPELINE_FILE)
+    if projects:
+        root = projects[0].root
+    cmd = [sys.executable, "-m", "floe_runtime", subcommand, str(root)]
+    if env:
+        cmd += ["--env", env]
+    if subcommand == "lineage":
+        cmd += ["--no-open"]
+    title = f"floe {subcommand}" + (f" ({env})" if env else "")
+    token = f"floe-{uuid.uuid4()}"
+    progress = _progress_supported(ls)
+    if progress:
+        try:
+            await ls.work_done_progress.create_async(token)
+            ls.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title=title, cancellable=True, message="starting")
+            )
+        except Exception:  # a client that refuses progress still gets the command run
+            progress = False
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        cwd=root,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"},
+    )
+    tail: deque[str] = deque(maxlen=20)
+    cancelled = False
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                tail.append(line)
+                if progress:
+                    ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=line[:120]))
+
+    async def watch_cancel() -> None:
+        future = ls.work_done_progress.tokens.get(token)
+        while future is not None and not future.cancelled() and not future.done():
+            await asyncio.sleep(0.05)
+
+    reader = asyncio.ensure_future(pump())
+    watcher = asyncio.ensure_future(watch_cancel()) if progress else None
+    try:
+        waiting = {reader} | ({watcher} if watcher else set())
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if watcher is not None and watcher in done and not reader.done():
+            cancelled = True
+            proc.kill()
+        await reader
+        code = await proc.wait()
+    except asyncio.CancelledError:  # $/cancelRequest from the client
+        cancelled = True
+        proc.kill()
+        await proc.wait()
+        raise
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        if progress:
+            ls.work_done_progress.end(
+                token, types.WorkDoneProgressEnd(message="cancelled" if cancelled else "done")
+            )
+    output = "\n".join(tail)
+    if cancelled:
+        _message(ls, types.MessageType.Warning, f"{title} cancelled")
+        return {"exitCode": None, "cancelled": True, "output": output}
+    if code == 0:
+        if subcommand == "lineage":
+            page = root / "target" / "floe" / "lineage.html"
+            if page.is_file():
+                await ls.window_show_document_async(
+                    types.ShowDocumentParams(uri=ls.uri(page), external=True)
+                )
+        last = tail[-1] if tail else "done"
+        _message(ls, types.MessageType.Info, f"{title} succeeded: {last}")
+    else:
+        _message(ls, types.MessageType.Error, f"{title} failed (exit {code}):\n{output}")
+    return {"exitCode": code, "cancelled": False, "output": output}
+
+
+def code_lenses(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    """Compile / Run per environment and Open lineage, above `name:` of a floe.yaml."""
+    from floe_lsp.convert import path_of
+    from floe_lsp.state import file_kind
+
+    path = path_of(params.text_document.uri)
+    if path is None or file_kind(path) != "pipeline":
+        return []
+    projects = ls.state.ensure(path)
+    if not projects:
+        return []
+    text = ls.text(path) or ""
+    line = next((i for i, raw in enumerate(text.split("\n")) if raw.startswith("name:")), 0)
+    rng = types.Range(start=types.Position(line=line, character=0), end=types.Position(line=line, character=0))
+    uri = params.text_document.uri
+    lenses = []
+    envs: list[str | None] = [e.name for e in projects[0].environments] or [None]
+    for env in envs:
+        suffix = f" ({env})" if env else ""
+        for command, sub in (("floe.compile", "compile"), ("floe.run", "run")):
+            lenses.append(types.CodeLens(range=rng, command=types.Command(
+                title=f"{TITLES[sub]}{suffix}", command=command, arguments=[uri, env])))
+    lenses.append(types.CodeLens(range=rng, command=types.Command(
+        title=TITLES["lineage"], command="floe.openLineage", arguments=[uri, envs[-1]])))
+    return lenses
+
+
+def register(server: FloeLanguageServer) -> None:
+    """Register the commands and the code lens provider."""
+
+    @server.command("floe.compile")
+    async def compile_(ls: FloeLanguageServer, *args: Any) -> dict[str, Any]:
+        return await run_command(ls, "compile", args)
+
+    @server.command("floe.run")
+    async def run_(ls: FloeLanguageServer, *args: Any) -> dict[str, Any]:
+        return await run_command(ls, "run", args)
+
+    @server.command("floe.openLineage")
+    async def lineage_(ls: FloeLanguageServer, *args: Any) -> dict[str, Any]:
+        return await run_command(ls, "lineage", args)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    def on_code_lens(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        return code_lenses(ls, params)
