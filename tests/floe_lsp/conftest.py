@@ -35,6 +35,29 @@ async def pull_client(lsp_client: LanguageClient, request: pytest.FixtureRequest
     await lsp_client.shutdown_session()
 
 
+@pytest_lsp.fixture(config=SERVER, params=[*PROFILES, "utf-32"])
+async def any_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
+    """Like `client`, plus a client that negotiates UTF-32 positions."""
+    await start(lsp_client, request.param, [project.parent])
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER, params=PROFILES)
+async def multi_root_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, tmp_path: Path):
+    """A server over two workspace folders, each holding a copy of the example."""
+    folders = []
+    for name in ("one", "two"):
+        dest = tmp_path / name / "customer-analytics"
+        shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("target", ".floe", "logs"))
+        folders.append(dest.parent)
+    broken = folders[1] / "customer-analytics" / "floe.yaml"
+    broken.write_text(broken.read_text().replace("compute: default", "compute: nowhere"))
+    await start(lsp_client, request.param, folders)
+    yield
+    await lsp_client.shutdown_session()
+
+
 @pytest_lsp.fixture(config=SERVER, params=["plain"])
 async def plain_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
     """A server for a client without snippet support."""

@@ -29,6 +29,11 @@ def capabilities(profile: str) -> types.ClientCapabilities:
         )
         caps.workspace.diagnostics = types.DiagnosticWorkspaceClientCapabilities(refresh_support=True)
         return caps
+    if profile == "utf-32":
+        caps = client_capabilities("neovim")
+        assert caps.general is not None
+        caps.general.position_encodings = ["utf-32"]
+        return caps
     if profile == "plain":
         caps = client_capabilities("neovim")
         assert caps.text_document is not None and caps.text_document.completion is not None

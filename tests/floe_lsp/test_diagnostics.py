@@ -34,7 +34,8 @@ async def test_initialize_negotiates_encoding_and_capabilities(client: LanguageC
     assert client.floe_encoding == expected  # type: ignore[attr-defined]
 
 
-async def test_published_diagnostics_match_the_engine(client: LanguageClient, project: Path) -> None:
+async def test_published_diagnostics_match_the_engine(any_client: LanguageClient, project: Path) -> None:
+    client = any_client
     floe = project / "floe.yaml"
     floe.write_text(BROKEN_UNICODE)
     text = open_doc(client, floe)
@@ -54,7 +55,10 @@ async def test_published_diagnostics_match_the_engine(client: LanguageClient, pr
     unknown = next(d for d in published if d.code == "FLOE003")
     line = lines[unknown.range.start.line]
     prefix = line[: line.index("trace")]
-    expected = len(prefix.encode("utf-8")) if client.floe_encoding == "utf-8" else len(prefix.encode("utf-16-le")) // 2  # type: ignore[attr-defined]
+    encoding = client.floe_encoding  # type: ignore[attr-defined]
+    expected = {"utf-8": len(prefix.encode("utf-8")), "utf-32": len(prefix),
+                "utf-16": len(prefix.encode("utf-16-le")) // 2}[encoding]
+    assert encoding == {"neovim": "utf-8", "utf-32": "utf-32"}.get(client.floe_profile, "utf-16")  # type: ignore[attr-defined]
     assert unknown.range.start.character == expected
     assert unknown.severity == types.DiagnosticSeverity.Error
     assert unknown.source == "floe"
@@ -191,3 +195,18 @@ async def test_pull_diagnostics_and_refresh(pull_client: LanguageClient, project
     assert uri(floe) not in client.diagnostics
 
 
+
+
+async def test_multi_root_workspace(multi_root_client: LanguageClient, tmp_path: Path) -> None:
+    client = multi_root_client
+    one = tmp_path / "one" / "customer-analytics" / "floe.yaml"
+    two = tmp_path / "two" / "customer-analytics" / "floe.yaml"
+    # Published at start-up for every pipeline found, without opening anything.
+    await wait_for(lambda: uri(one) in client.diagnostics and uri(two) in client.diagnostics, what="both roots")
+    assert codes(client, one) == []
+    await wait_for(lambda: codes(client, two) == ["FLOE010", "FLOE010"], what="FLOE010 in the second root")
+    # A folder removed from the workspace: its diagnostics are withdrawn.
+    client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
+        event=types.WorkspaceFoldersChangeEvent(
+            added=[], removed=[types.WorkspaceFolder(uri=uri(two.parent.parent), name="two")])))
+    await wait_for(lambda: codes(client, two) == [], what="withdrawn")

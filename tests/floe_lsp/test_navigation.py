@@ -221,3 +221,18 @@ async def test_quick_fix_literal_credential(client: LanguageClient, project: Pat
     apply_workspace_edit(client, found[0].edit)
     assert "password: {secret_ref: password}" in prod.read_text()
     assert "hunter2" not in prod.read_text()
+
+
+async def test_rename_the_implicit_default_names_it_in_floe_yaml(client: LanguageClient, project: Path) -> None:
+    floe = project / "floe.yaml"
+    floe.write_text(floe.read_text().replace("storage: default\n", ""))
+    dev = project / "platform" / "dev" / "platform.yaml"
+    text = open_doc(client, dev)
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=doc_id(dev), position=find(client, text, "storage:\n  default:", len("storage:\n  ") + 1),
+        new_name="main"))
+    assert edit is not None
+    apply_workspace_edit(client, edit)
+    assert "storage: main\n" in floe.read_text()
+    assert "storage:\n  main:" in (project / "platform" / "prod" / "platform.yaml").read_text()
+    assert analyze(discover(project)).diagnostics == []
