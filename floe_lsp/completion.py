@@ -66,11 +66,22 @@ def _docs(ls: FloeLanguageServer, text: str | None) -> types.MarkupContent | Non
 
 
 def key_item(
-    ls: FloeLanguageServer, key: str, info: FieldInfo, edit_range: types.Range, indent: str
+    ls: FloeLanguageServer,
+    key: str,
+    info: FieldInfo,
+    edit_range: types.Range,
+    indent: str,
+    tags: list[str] | None = None,
 ) -> types.CompletionItem:
-    """A completion item for a key, with a snippet shaped for its value when allowed."""
+    """A completion item for a key, with a snippet shaped for its value when allowed.
+
+    `tags` lists every value of a tagged union's tag when `key` is that tag.
+    """
     slot = slot_of_field(key, info)
     required = info.is_required()
+    detail = type_label(slot)
+    if tags:
+        detail = " | ".join(tags)
     if ls.snippets:
         if slot.model is SecretRef:
             body = f"{key}: {{secret_ref: ${{1:name}}}}"
@@ -78,8 +89,8 @@ def key_item(
             body = f"{key}:\n{indent}  $0"
         elif slot.is_list:
             body = f"{key}:\n{indent}  - $0"
-        elif slot.enum_values:
-            choices = ",".join(_escape(_yaml(v)) for v in slot.enum_values)
+        elif tags or slot.enum_values:
+            choices = ",".join(_escape(_yaml(v)) for v in (tags or slot.enum_values))
             body = f"{key}: ${{1|{choices}|}}"
         else:
             body = f"{key}: $0"
@@ -90,7 +101,7 @@ def key_item(
     return types.CompletionItem(
         label=key,
         kind=types.CompletionItemKind.Property,
-        detail=("required · " if required else "") + type_label(slot),
+        detail=("required · " if required else "") + detail,
         documentation=_docs(ls, slot.description),
         sort_text=("0" if required else "1") + key,
         filter_text=key,
@@ -181,8 +192,11 @@ def _keys(
                                doc=slot.description)]
     fields = keys_at(model, cur.path, cur.data)
     indent = " " * cur.start
+    holder = slot_at(model, cur.path, cur.data)
+    tag_key = holder.discriminator if holder is not None else None
+    tags = list(holder.tag_values()) if holder is not None and tag_key else None
     items = [
-        key_item(ls, key, info, edit_range, indent)
+        key_item(ls, key, info, edit_range, indent, tags if key == tag_key else None)
         for key, info in fields.items()
         if key not in cur.present
     ]

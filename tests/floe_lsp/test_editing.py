@@ -91,6 +91,19 @@ async def test_tag_values_and_member_keys(client: LanguageClient, project: Path)
     assert labels(await complete(client, prod, pos(client, storage_tags, line, 10))) == ["adls", "gcs", "local", "s3"]
 
 
+async def test_a_new_profile_offers_its_tag_with_every_kind(client: LanguageClient, project: Path) -> None:
+    prod = project / "platform" / "prod" / "platform.yaml"
+    text = open_doc(client, prod)
+    half = text.replace("catalogs:\n", "catalogs:\n  fresh:\n    \n")
+    change_doc(client, prod, half, 2)
+    line = half.split("\n").index("  fresh:") + 1
+    items = await complete(client, prod, pos(client, half, line, 4))
+    assert labels(items) == ["type"]
+    assert items[0].detail == "required · sql | polaris | rest | glue"
+    assert isinstance(items[0].text_edit, types.TextEdit)
+    assert items[0].text_edit.new_text == "type: ${1|sql,polaris,rest,glue|}"
+
+
 async def test_enum_values_and_secret_refs(client: LanguageClient, project: Path) -> None:
     prod = project / "platform" / "prod" / "platform.yaml"
     text = open_doc(client, prod)
