@@ -416,6 +416,13 @@ async def main_async(args: argparse.Namespace) -> int:
         row(f"hover p50 ({label})", [p50(r.hover_ms) for r in rs], "ms", "budget < 10 ms")
         row(f"initialize, median of 5 ({label})", [r.init_s * 1000 for r in rs], "ms", "budget < 400 ms")
         row(f"RSS after the runs ({label})", [r.rss_mb for r in rs], "MB")
+    floor = []
+    for _ in range(5):
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import pygls.lsp.server"], check=True)
+        floor.append((time.perf_counter() - began) * 1000)
+    print(f"{'floor: python -c import pygls.lsp.server':38} {statistics.median(floor):>17.1f} ms"
+          "   (pygls + lsprotocol import; the rest of floe-lsp loads after initialize)")
     row(f"RSS with {args.pipelines} pipelines open", [memory[n] for n in names], "MB", "budget < 120 MB")
     shutil.rmtree(work, ignore_errors=True)
     return 0

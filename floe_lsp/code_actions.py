@@ -141,17 +141,7 @@ def _pos(text: str, offset: int) -> Position:
 
 def _edit(ls: FloeLanguageServer, path: Path, rng: Range, new_text: str) -> types.WorkspaceEdit:
     conv = ls.converter(path)
-    opened = ls.state.open.get(path)
-    return types.WorkspaceEdit(
-        document_changes=[
-            types.TextDocumentEdit(
-                text_document=types.OptionalVersionedTextDocumentIdentifier(
-                    uri=ls.uri(path), version=opened.version if opened else None
-                ),
-                edits=[types.TextEdit(range=conv.range(rng), new_text=new_text)],
-            )
-        ]
-    )
+    return ls.workspace_edit({path: [types.TextEdit(range=conv.range(rng), new_text=new_text)]})
 
 
 def actions_for(ls: FloeLanguageServer, path: Path, diag: Diagnostic) -> list[types.CodeAction]:

@@ -198,18 +198,7 @@ def rename(
             edits.setdefault(project.pipeline_file, []).append(
                 types.TextEdit(range=types.Range(start=pos, end=pos), new_text=f"{target.kind}: {new_name}\n")
             )
-    return types.WorkspaceEdit(
-        document_changes=[
-            types.TextDocumentEdit(
-                text_document=types.OptionalVersionedTextDocumentIdentifier(
-                    uri=ls.uri(path),
-                    version=ls.state.open[path].version if path in ls.state.open else None,
-                ),
-                edits=list(e),
-            )
-            for path, e in edits.items()
-        ]
-    )
+    return ls.workspace_edit(edits)
 
 
 def document_links(ls: FloeLanguageServer, uri: str) -> list[types.DocumentLink]:

@@ -118,6 +118,28 @@ class FloeLanguageServer(LanguageServer):
         text = self.text(path)
         return (path, text) if text is not None else None
 
+    def workspace_edit(self, edits: dict[Path, list[types.TextEdit]]) -> types.WorkspaceEdit:
+        """A workspace edit in the form the client declared (versioned documentChanges or changes)."""
+        caps = self.client_capabilities.workspace
+        edit_caps = caps.workspace_edit if caps is not None else None
+        if edit_caps is not None and edit_caps.document_changes:
+            return types.WorkspaceEdit(
+                document_changes=[
+                    types.TextDocumentEdit(
+                        text_document=types.OptionalVersionedTextDocumentIdentifier(
+                            uri=self.uri(path), version=self._open_version(path)
+                        ),
+                        edits=list(changes),
+                    )
+                    for path, changes in edits.items()
+                ]
+            )
+        return types.WorkspaceEdit(changes={self.uri(p): list(c) for p, c in edits.items()})
+
+    def _open_version(self, path: Path) -> int | None:
+        opened = self.state.open.get(path)
+        return opened.version if opened is not None else None
+
     def uri(self, path: Path | str) -> str:
         """The URI the server uses for a path."""
         return str(from_fs_path(str(path)))

@@ -85,15 +85,14 @@ async def test_rename_a_profile_everywhere_keeping_comments(client: LanguageClie
     edit = await client.text_document_rename_async(
         types.RenameParams(text_document=doc_id(floe), position=find(client, text, "compute: default", 11), new_name="warehouse")
     )
-    assert edit is not None and edit.document_changes is not None
+    assert edit is not None
     changed = {}
-    for change in edit.document_changes:
-        assert isinstance(change, types.TextDocumentEdit)
-        path = project / Path(change.text_document.uri.split(str(project) + "/")[1])
+    for path, edits in edits_by_path(client, edit).items():
+        path = path.resolve()
         before = path.read_text()
-        after = apply_edits(client, before, [e for e in change.edits if isinstance(e, types.TextEdit)])
+        after = apply_edits(client, before, edits)
         path.write_text(after)
-        changed[path.relative_to(project).as_posix()] = (before, after)
+        changed[path.relative_to(project.resolve()).as_posix()] = (before, after)
     assert set(changed) == {"floe.yaml", "platform/dev/platform.yaml", "platform/prod/platform.yaml"}
     for before, after in changed.values():
         # Only the name token changed: every comment line survives, the line count is the same.
@@ -152,14 +151,30 @@ async def actions(client: LanguageClient, path: Path, rng: types.Range) -> list[
     return [a for a in result or [] if isinstance(a, types.CodeAction)]
 
 
-def apply_workspace_edit(client: LanguageClient, edit: types.WorkspaceEdit) -> None:
-    assert edit.document_changes is not None
-    for change in edit.document_changes:
-        assert isinstance(change, types.TextDocumentEdit)
-        from pygls.uris import to_fs_path
+def edits_by_path(client: LanguageClient, edit: types.WorkspaceEdit) -> dict[Path, list[types.TextEdit]]:
+    """The edits of a WorkspaceEdit per file, in the form the client's profile asked for."""
+    from pygls.uris import to_fs_path
 
-        path = Path(str(to_fs_path(change.text_document.uri)))
-        path.write_text(apply_edits(client, path.read_text(), [e for e in change.edits if isinstance(e, types.TextEdit)]))
+    caps = client.capabilities
+    wants_changes = caps is not None and caps.workspace is not None and caps.workspace.workspace_edit is not None \
+        and bool(caps.workspace.workspace_edit.document_changes)
+    out: dict[Path, list[types.TextEdit]] = {}
+    if wants_changes:
+        assert edit.document_changes is not None and edit.changes is None
+        for change in edit.document_changes:
+            assert isinstance(change, types.TextDocumentEdit)
+            out[Path(str(to_fs_path(change.text_document.uri)))] = [
+                e for e in change.edits if isinstance(e, types.TextEdit)]
+    else:
+        assert edit.changes is not None and edit.document_changes is None
+        for target, edits in edit.changes.items():
+            out[Path(str(to_fs_path(target)))] = list(edits)
+    return out
+
+
+def apply_workspace_edit(client: LanguageClient, edit: types.WorkspaceEdit) -> None:
+    for path, edits in edits_by_path(client, edit).items():
+        path.write_text(apply_edits(client, path.read_text(), edits))
 
 
 async def test_quick_fix_unknown_key(client: LanguageClient, project: Path) -> None:
