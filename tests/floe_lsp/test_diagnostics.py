@@ -134,6 +134,10 @@ async def test_platform_changed_on_disk(client: LanguageClient, project: Path) -
     dev = project / "platform" / "dev" / "platform.yaml"
     open_doc(client, floe)
     await wait_for(lambda: uri(floe) in client.diagnostics, what="first")
+    # Watching is registered dynamically where the client allows it (VS Code, not Neovim on Linux).
+    registered = [r.method for r in client.floe_registrations]  # type: ignore[attr-defined]
+    dynamic = client.floe_profile == "visual-studio-code"  # type: ignore[attr-defined]
+    assert registered == (["workspace/didChangeWatchedFiles"] if dynamic else [])
     dev.write_text(dev.read_text().replace("storage:\n  default:", "storage:\n  local:"))
     client.workspace_did_change_watched_files(
         types.DidChangeWatchedFilesParams(changes=[types.FileEvent(uri=uri(dev), type=types.FileChangeType.Changed)])
