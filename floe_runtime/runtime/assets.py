@@ -14,9 +14,11 @@ import importlib.metadata
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime
@@ -206,6 +208,8 @@ class RunSession:
         self._spans: dict[str, Span] = {}
         self._model_runs: dict[str, str] = {}
         self._pending_fail: list[str] = []
+        self._read_lock = threading.Lock()
+        self._emit_lock = threading.Lock()
         self._catalog: Any = None
         self.started = time.monotonic()
 
@@ -401,10 +405,37 @@ class RunSession:
             self.warn(f"publish skipped: {exc}")
             return
         try:
-            for result in todo:
-                self._publish_one(result, reader, manifest, translator)
+            # Namespaces once, then tables in parallel: Parquet writing and catalog round
+            # trips overlap; each table is still its own atomic commit.
+            namespaces = {translator.iceberg_identifier(_props(manifest, r.unique_id))[0]
+                          for r in todo}
+            try:
+                for namespace in sorted(namespaces):
+                    self.catalog().create_namespace_if_not_exists(tuple(namespace.split(".")))
+            except Exception as exc:
+                text = self.secrets.redact(f"{type(exc).__name__}: {exc}")
+                for result in todo:
+                    result.publish_error = f"cannot create Iceberg namespace: {text}"
+                self.flush_publish_failures(todo, manifest, translator)
+                return
+            workers = max(1, min(4, len(todo)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="floe-publish") as pool:
+                list(pool.map(lambda r: self._publish_one(r, reader, manifest, translator), todo))
         finally:
             reader_cm.__exit__(None, None, None)
+
+    def flush_publish_failures(self, todo: list[NodeResult], manifest: Mapping[str, Any],
+                               translator: FloeDbtTranslator) -> None:
+        """FAIL events and progress lines for tables that could not be published at all."""
+        for result in todo:
+            props = _props(manifest, result.unique_id)
+            if result.unique_id in self._model_runs:
+                self.lineage.model_event(
+                    RunState.FAIL, self._model_runs[result.unique_id],
+                    translator.lineage_job_name(props), self._inputs(manifest, props, translator),
+                    [translator.compute_dataset(props)], error=result.publish_error,
+                )
+            self.observer.node_published(result)
 
     def _publish_one(self, result: NodeResult, reader: Any, manifest: Mapping[str, Any],
                      translator: FloeDbtTranslator) -> None:
@@ -427,7 +458,8 @@ class RunSession:
             try:
                 relation = Relation(props.get("database"), props["schema"],
                                     props.get("alias") or props["name"])
-                data = reader.read(relation)
+                with self._read_lock:  # one reader connection; reads are quick
+                    data = reader.read(relation)
                 result.published = publish_table(
                     self.catalog(),
                     namespace,
@@ -439,6 +471,7 @@ class RunSession:
                         "floe.run-id": self.run_id,
                         "dbt.unique-id": result.unique_id,
                     },
+                    ensure_namespace=False,
                 )
                 result.rows = result.published.rows
                 span.set_attribute("floe.rows", result.published.rows)
@@ -451,6 +484,11 @@ class RunSession:
                 span.set_attribute("floe.status", "failed")
                 span.set_status(Status(StatusCode.ERROR, result.publish_error[:500]))
         result.publish_seconds = time.monotonic() - started
+        with self._emit_lock:
+            self._after_publish(result, props, manifest, translator)
+
+    def _after_publish(self, result: NodeResult, props: Mapping[str, Any],
+                       manifest: Mapping[str, Any], translator: FloeDbtTranslator) -> None:
         if result.unique_id in self._model_runs:
             outputs = [translator.compute_dataset(props)]
             if result.published is not None:

@@ -47,8 +47,13 @@ class _DuckDBReader:
         self._con = con
 
     def read(self, relation: Relation) -> pa.Table:
+        # A cursor per call: DuckDB connections must not be shared between threads.
         # duckdb 2.x: `.arrow()` returns a reader; `to_arrow_table()` the table.
-        result: pa.Table = self._con.sql(f"select * from {relation.sql()}").to_arrow_table()
+        cursor = self._con.cursor()
+        try:
+            result: pa.Table = cursor.sql(f"select * from {relation.sql()}").to_arrow_table()
+        finally:
+            cursor.close()
         return result
 
 

@@ -199,28 +199,33 @@ def publish_table(
     name: str,
     data: pa.Table,
     properties: Mapping[str, str],
+    ensure_namespace: bool = True,
 ) -> PublishResult:
     """Replace the table's content with `data` in one atomic snapshot, evolving added columns."""
+    from pyiceberg.exceptions import NoSuchTableError
+
     data = iceberg_compatible(data)
     ident = (*namespace.split("."), name)
-    catalog.create_namespace_if_not_exists(tuple(namespace.split(".")))
-    if catalog.table_exists(ident):
+    if ensure_namespace:
+        catalog.create_namespace_if_not_exists(tuple(namespace.split(".")))
+    try:
         table = catalog.load_table(ident)
+    except NoSuchTableError:
+        table = catalog.create_table(ident, schema=data.schema, properties=dict(properties))
+        table.append(data)
+    else:
         if _needs_evolution(table.schema(), data.schema):
+            # A separate commit before the data: a column added by the model is optional, so
+            # readers of the previous snapshot are unaffected if the overwrite then fails.
             with table.update_schema() as update:
                 update.union_by_name(data.schema)
-            table = catalog.load_table(ident)
         with warnings.catch_warnings():
             # pyiceberg warns when the overwrite's delete matched nothing (an empty table).
             warnings.simplefilter("ignore", UserWarning)
             with table.transaction() as tx:
                 tx.set_properties(dict(properties))
                 tx.overwrite(data)
-    else:
-        table = catalog.create_table(ident, schema=data.schema, properties=dict(properties))
-        table.append(data)
-    table = catalog.load_table(ident)
-    snapshot = table.current_snapshot()
+    snapshot = table.current_snapshot()  # the transaction refreshed `table` on commit
     columns = [(f.name, str(f.field_type)) for f in table.schema().fields]
     return PublishResult(
         ".".join(ident), data.num_rows, snapshot.snapshot_id if snapshot else None, columns
