@@ -94,8 +94,13 @@ class _ConsoleObserver:
 @click.command(name="run")
 @PATH_ARGUMENT
 @ENV_OPTION
-@click.option("--select", "-s", "select", metavar="SEL",
-              help="dbt node selection for this run (replaces floe.yaml's select).")
+@click.option(
+    "--select",
+    "-s",
+    "select",
+    metavar="SEL",
+    help="dbt node selection for this run (replaces floe.yaml's select).",
+)
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
 def run(path: Path | None, env: str | None, select: str | None, full_refresh: bool) -> None:
     """Run the pipeline: dbt through Dagster, publish tables to Iceberg, trace, emit lineage.
@@ -151,8 +156,10 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
         status = "publish failed" if r.publish_error else r.status
         colour = "red" if r.failed else ("yellow" if r.status == "skipped" else "green")
         table.add_row(
-            r.name, r.materialized or r.resource_type,
-            f"[{colour}]{status}[/{colour}]", f"{r.seconds + r.publish_seconds:.2f}s",
+            r.name,
+            r.materialized or r.resource_type,
+            f"[{colour}]{status}[/{colour}]",
+            f"{r.seconds + r.publish_seconds:.2f}s",
             "" if r.rows is None else str(r.rows),
             r.published.identifier if r.published else "",
         )
@@ -166,7 +173,9 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
     from floe_runtime.runtime.iceberg import catalog_namespace_uri
 
     namespaces = sorted({t.namespace for t in artifacts.dbt})
-    console.print(f"tables:  {catalog_namespace_uri(artifacts)} (namespace {', '.join(namespaces)})")
+    console.print(
+        f"tables:  {catalog_namespace_uri(artifacts)} (namespace {', '.join(namespaces)})"
+    )
     console.print(f"lineage: {outcome.lineage}")
     console.print(f"traces:  {outcome.traces}")
     if outcome.failed:
@@ -185,14 +194,29 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
 @click.command(name="lineage")
 @PATH_ARGUMENT
 @ENV_OPTION
-@click.option("--run", "run_id", default="latest", show_default=True, metavar="latest|RUN_ID",
-              help="Which run to show.")
-@click.option("--open/--no-open", "open_browser", default=None,
-              help="Open the page in a browser (default: when a display is available).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="HTML file to write (default: <project>/target/floe/lineage.html).")
-def lineage(path: Path | None, env: str | None, run_id: str, open_browser: bool | None,
-            output: Path | None) -> None:
+@click.option(
+    "--run",
+    "run_id",
+    default="latest",
+    show_default=True,
+    metavar="latest|RUN_ID",
+    help="Which run to show.",
+)
+@click.option(
+    "--open/--no-open",
+    "open_browser",
+    default=None,
+    help="Open the page in a browser (default: when a display is available).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write (default: <project>/target/floe/lineage.html).",
+)
+def lineage(
+    path: Path | None, env: str | None, run_id: str, open_browser: bool | None, output: Path | None
+) -> None:
     """Render a run's lineage as one self-contained HTML page (datasets, jobs, status)."""
     from floe_runtime.config.platform import FileLineage, HttpLineage
     from floe_runtime.runtime.lineage_html import LineageError, load_events, render_html
@@ -267,13 +291,21 @@ def deploy() -> None:
 @deploy.command(name="helm-values")
 @PATH_ARGUMENT
 @ENV_OPTION
-@click.option("--image", default="ghcr.io/acme/customer-analytics", show_default=True,
-              help="Image holding floe-runtime and the project.")
+@click.option(
+    "--image",
+    default="ghcr.io/acme/customer-analytics",
+    show_default=True,
+    help="Image holding floe-runtime and the project.",
+)
 @click.option("--tag", default="latest", show_default=True, help="Image tag.")
-@click.option("--project-dir", "project_dir", default="/opt/floe/project", show_default=True,
-              help="Where the project lives inside the image.")
-def helm_values(path: Path | None, env: str | None, image: str, tag: str,
-                project_dir: str) -> None:
+@click.option(
+    "--project-dir",
+    "project_dir",
+    default="/opt/floe/project",
+    show_default=True,
+    help="Where the project lives inside the image.",
+)
+def helm_values(path: Path | None, env: str | None, image: str, tag: str, project_dir: str) -> None:
     """Print values for Dagster's Helm chart (dagster/dagster) user-code deployment."""
     import yaml
 
@@ -301,8 +333,11 @@ def helm_values(path: Path | None, env: str | None, image: str, tag: str,
                     if artifacts.secret_refs
                     else [],
                     "volumeMounts": [
-                        {"name": "floe-secrets", "mountPath": "/var/run/secrets/floe",
-                         "readOnly": True}
+                        {
+                            "name": "floe-secrets",
+                            "mountPath": "/var/run/secrets/floe",
+                            "readOnly": True,
+                        }
                     ]
                     if artifacts.secret_refs
                     else [],
@@ -318,8 +353,10 @@ def helm_values(path: Path | None, env: str | None, image: str, tag: str,
     ]
     if artifacts.secret_refs:
         keys = " ".join(f"--from-literal={ref}=..." for ref in artifacts.secret_refs)
-        header.append(f"# Secrets, one key per secret_ref (env names: "
-                      f"{', '.join(secret_env_var(r) for r in artifacts.secret_refs)}):")
+        header.append(
+            f"# Secrets, one key per secret_ref (env names: "
+            f"{', '.join(secret_env_var(r) for r in artifacts.secret_refs)}):"
+        )
         header.append(f"#   kubectl create secret generic {secret_name} {keys}")
     click.echo("\n".join(header))
     click.echo(yaml.safe_dump(values, sort_keys=False), nl=False)

@@ -20,8 +20,8 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -240,7 +240,9 @@ class RunSession:
         if self._root is not None:
             models = [r for r in self.results.values() if r.resource_type in ASSET_TYPES]
             self._root.set_attribute("floe.assets", len(models))
-            self._root.set_attribute("floe.failed", sum(1 for r in self.results.values() if r.failed))
+            self._root.set_attribute(
+                "floe.failed", sum(1 for r in self.results.values() if r.failed)
+            )
             self._root.set_attribute("floe.status", "failed" if failed else "success")
             self._root.set_status(Status(StatusCode.ERROR if failed else StatusCode.OK))
             self._root.end()
@@ -254,8 +256,9 @@ class RunSession:
         self.telemetry.shutdown()
 
     # -- dbt events
-    def on_dbt_event(self, raw: Mapping[str, Any], manifest: Mapping[str, Any],
-                     translator: FloeDbtTranslator) -> None:
+    def on_dbt_event(
+        self, raw: Mapping[str, Any], manifest: Mapping[str, Any], translator: FloeDbtTranslator
+    ) -> None:
         """Follow one dbt JSON log event: start/finish spans, lineage, progress."""
         info = raw.get("info", {})
         data = raw.get("data", {})
@@ -297,7 +300,9 @@ class RunSession:
             self.observer.node_started(result)
         elif name in _RESULT_EVENTS:
             result = self.results.get(unique_id) or NodeResult(
-                unique_id, node.get("node_name", unique_id), node.get("resource_type", ""),
+                unique_id,
+                node.get("node_name", unique_id),
+                node.get("resource_type", ""),
                 node.get("materialized", ""),
             )
             self.results[unique_id] = result
@@ -307,8 +312,13 @@ class RunSession:
                 result.message = self.secrets.redact(_strip_ansi(info.get("msg", "")))
             self._node_finished(result, manifest, translator, node.get("node_finished_at"))
 
-    def _node_finished(self, result: NodeResult, manifest: Mapping[str, Any],
-                       translator: FloeDbtTranslator, finished_at: str | None) -> None:
+    def _node_finished(
+        self,
+        result: NodeResult,
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+        finished_at: str | None,
+    ) -> None:
         props = _props(manifest, result.unique_id)
         span = self._spans.get(result.unique_id)
         if span is not None:
@@ -331,16 +341,18 @@ class RunSession:
                 )
         self.observer.node_finished(result)
 
-    def _inputs(self, manifest: Mapping[str, Any], props: Mapping[str, Any],
-                translator: FloeDbtTranslator) -> list[Dataset]:
+    def _inputs(
+        self, manifest: Mapping[str, Any], props: Mapping[str, Any], translator: FloeDbtTranslator
+    ) -> list[Dataset]:
         return [
             translator.compute_dataset(_props(manifest, dep))
             for dep in props.get("depends_on", {}).get("nodes", [])
             if dep.split(".")[0] in ("model", "seed", "snapshot", "source")
         ]
 
-    def apply_run_results(self, run_results_path: Path, manifest: Mapping[str, Any],
-                          translator: FloeDbtTranslator) -> None:
+    def apply_run_results(
+        self, run_results_path: Path, manifest: Mapping[str, Any], translator: FloeDbtTranslator
+    ) -> None:
         """Fill in statuses dbt reported only at the end (skips) and the full error text."""
         try:
             data = json.loads(run_results_path.read_text(encoding="utf-8"))
@@ -357,8 +369,11 @@ class RunSession:
             if result is None:
                 props = _props(manifest, unique_id)
                 result = NodeResult(
-                    unique_id, props.get("name", unique_id), props.get("resource_type", ""),
-                    props.get("config", {}).get("materialized", ""), status=status,
+                    unique_id,
+                    props.get("name", unique_id),
+                    props.get("resource_type", ""),
+                    props.get("config", {}).get("materialized", ""),
+                    status=status,
                 )
                 self.results[unique_id] = result
                 self.observer.node_finished(result)
@@ -392,8 +407,11 @@ class RunSession:
     def publish(self, manifest: Mapping[str, Any], translator: FloeDbtTranslator) -> None:
         """Publish every table model that succeeded; a failed one keeps its previous snapshot."""
         todo = [
-            r for r in self.results.values()
-            if r.resource_type == "model" and not r.failed and r.status == "success"
+            r
+            for r in self.results.values()
+            if r.resource_type == "model"
+            and not r.failed
+            and r.status == "success"
             and translator.is_published(_props(manifest, r.unique_id))
         ]
         if not todo:
@@ -407,8 +425,9 @@ class RunSession:
         try:
             # Namespaces once, then tables in parallel: Parquet writing and catalog round
             # trips overlap; each table is still its own atomic commit.
-            namespaces = {translator.iceberg_identifier(_props(manifest, r.unique_id))[0]
-                          for r in todo}
+            namespaces = {
+                translator.iceberg_identifier(_props(manifest, r.unique_id))[0] for r in todo
+            }
             try:
                 for namespace in sorted(namespaces):
                     self.catalog().create_namespace_if_not_exists(tuple(namespace.split(".")))
@@ -424,21 +443,30 @@ class RunSession:
         finally:
             reader_cm.__exit__(None, None, None)
 
-    def flush_publish_failures(self, todo: list[NodeResult], manifest: Mapping[str, Any],
-                               translator: FloeDbtTranslator) -> None:
+    def flush_publish_failures(
+        self, todo: list[NodeResult], manifest: Mapping[str, Any], translator: FloeDbtTranslator
+    ) -> None:
         """FAIL events and progress lines for tables that could not be published at all."""
         for result in todo:
             props = _props(manifest, result.unique_id)
             if result.unique_id in self._model_runs:
                 self.lineage.model_event(
-                    RunState.FAIL, self._model_runs[result.unique_id],
-                    translator.lineage_job_name(props), self._inputs(manifest, props, translator),
-                    [translator.compute_dataset(props)], error=result.publish_error,
+                    RunState.FAIL,
+                    self._model_runs[result.unique_id],
+                    translator.lineage_job_name(props),
+                    self._inputs(manifest, props, translator),
+                    [translator.compute_dataset(props)],
+                    error=result.publish_error,
                 )
             self.observer.node_published(result)
 
-    def _publish_one(self, result: NodeResult, reader: Any, manifest: Mapping[str, Any],
-                     translator: FloeDbtTranslator) -> None:
+    def _publish_one(
+        self,
+        result: NodeResult,
+        reader: Any,
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+    ) -> None:
         props = _props(manifest, result.unique_id)
         namespace, table = translator.iceberg_identifier(props)
         parent = self._spans.get(result.unique_id) or self._root
@@ -456,8 +484,9 @@ class RunSession:
             set_status_on_exception=False,
         ) as span:
             try:
-                relation = Relation(props.get("database"), props["schema"],
-                                    props.get("alias") or props["name"])
+                relation = Relation(
+                    props.get("database"), props["schema"], props.get("alias") or props["name"]
+                )
                 with self._read_lock:  # one reader connection; reads are quick
                     data = reader.read(relation)
                 result.published = publish_table(
@@ -487,8 +516,13 @@ class RunSession:
         with self._emit_lock:
             self._after_publish(result, props, manifest, translator)
 
-    def _after_publish(self, result: NodeResult, props: Mapping[str, Any],
-                       manifest: Mapping[str, Any], translator: FloeDbtTranslator) -> None:
+    def _after_publish(
+        self,
+        result: NodeResult,
+        props: Mapping[str, Any],
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+    ) -> None:
         if result.unique_id in self._model_runs:
             outputs = [translator.compute_dataset(props)]
             if result.published is not None:
@@ -560,8 +594,12 @@ class SessionProvider:
             yield self.session
             return
         # Under `dagster dev` / Kubernetes: resolve secrets now, one session per step.
-        session = RunSession(self.artifacts, resolve_secrets(self.artifacts.secret_refs),
-                             context.run_id, warn=context.log.warning)
+        session = RunSession(
+            self.artifacts,
+            resolve_secrets(self.artifacts.secret_refs),
+            context.run_id,
+            warn=context.log.warning,
+        )
         session.start()
         try:
             yield session

@@ -11,7 +11,7 @@ from floe_runtime.config.platform import DuckDBCompute, PostgresCompute
 from floe_runtime.runtime.secrets import Secrets
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
 
 class Reader(Protocol):
@@ -69,7 +69,9 @@ class _PostgresReader:
             names = [d.name for d in cur.description]
             rows = cur.fetchall()
         columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
-        return pa.table(columns) if rows else pa.table({n: pa.array([], pa.string()) for n in names})
+        return (
+            pa.table(columns) if rows else pa.table({n: pa.array([], pa.string()) for n in names})
+        )
 
 
 @contextmanager
@@ -87,7 +89,7 @@ def open_reader(artifacts: CompiledArtifacts, secrets: Secrets) -> Iterator[Read
         finally:
             con.close()
     elif isinstance(profile, PostgresCompute):
-        import psycopg2
+        import psycopg2  # type: ignore[import-untyped]
 
         con = psycopg2.connect(
             host=profile.host,

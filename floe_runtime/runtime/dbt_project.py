@@ -81,7 +81,9 @@ def _fingerprint(target: DbtTarget, profiles_text: str) -> str:
     return digest.hexdigest()
 
 
-def prepare_dbt(artifacts: CompiledArtifacts, target: DbtTarget, env: dict[str, str]) -> PreparedDbt:
+def prepare_dbt(
+    artifacts: CompiledArtifacts, target: DbtTarget, env: dict[str, str]
+) -> PreparedDbt:
     """Write profiles.yml and make sure the manifest is current (`dbt parse` when stale).
 
     `env` carries the resolved secrets for the dbt process (profiles read them with env_var()).

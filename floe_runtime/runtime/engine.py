@@ -97,7 +97,9 @@ def run_pipeline(
             for event in result.all_events:
                 if event.is_step_failure and event.step_failure_data is not None:
                     error = event.step_failure_data.error
-                    session.errors.append(secrets.redact(error.message.strip() if error else "step failed"))
+                    session.errors.append(
+                        secrets.redact(error.message.strip() if error else "step failed")
+                    )
     except Exception as exc:  # Dagster itself failed: report, never a traceback
         session.errors.append(secrets.redact(f"{type(exc).__name__}: {exc}"))
     finally:

@@ -26,7 +26,7 @@ from floe_runtime.config.platform import (
 from floe_runtime.runtime.secrets import Secrets
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
     from pyiceberg.catalog import Catalog
 
 

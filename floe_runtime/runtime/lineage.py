@@ -99,8 +99,14 @@ def _client(artifacts: CompiledArtifacts, secrets: Secrets) -> tuple[Any, str]:
             endpoint=config.endpoint,
             timeout=config.timeout_seconds,
             # Bounded: the default retries for ~9 s when the server is down.
-            retry={"total": 1, "connect": 1, "read": 1, "backoff_factor": 0.1,
-                   "status_forcelist": [502, 503, 504], "allowed_methods": ["POST"]},
+            retry={
+                "total": 1,
+                "connect": 1,
+                "read": 1,
+                "backoff_factor": 0.1,
+                "status_forcelist": [502, 503, 504],
+                "allowed_methods": ["POST"],
+            },
         )
         if auth is not None:
             http.auth = auth

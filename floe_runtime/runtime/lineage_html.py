@@ -53,14 +53,26 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
     for event in events:
         job = event.get("job", {})
         if _parent_run_id(event) is None:
-            pipeline = {"name": job.get("name"), "namespace": job.get("namespace"),
-                        "state": event.get("eventType"), "runId": event["run"]["runId"],
-                        "eventTime": event.get("eventTime"),
-                        "facets": event.get("run", {}).get("facets", {})}
+            pipeline = {
+                "name": job.get("name"),
+                "namespace": job.get("namespace"),
+                "state": event.get("eventType"),
+                "runId": event["run"]["runId"],
+                "eventTime": event.get("eventTime"),
+                "facets": event.get("run", {}).get("facets", {}),
+            }
             continue
         job_id = f"job:{job.get('namespace')}:{job.get('name')}"
-        node = nodes.setdefault(job_id, {"id": job_id, "kind": "job", "name": job.get("name"),
-                                         "namespace": job.get("namespace"), "facets": {}})
+        node = nodes.setdefault(
+            job_id,
+            {
+                "id": job_id,
+                "kind": "job",
+                "name": job.get("name"),
+                "namespace": job.get("namespace"),
+                "facets": {},
+            },
+        )
         node["state"] = event.get("eventType")
         node["runId"] = event["run"]["runId"]
         node["eventTime"] = event.get("eventTime")
@@ -68,14 +80,24 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
         for key, direction in (("inputs", "in"), ("outputs", "out")):
             for ds in event.get(key) or []:
                 ds_id = f"ds:{ds.get('namespace')}:{ds.get('name')}"
-                dnode = nodes.setdefault(ds_id, {"id": ds_id, "kind": "dataset",
-                                                 "name": ds.get("name"),
-                                                 "namespace": ds.get("namespace"), "facets": {}})
+                dnode = nodes.setdefault(
+                    ds_id,
+                    {
+                        "id": ds_id,
+                        "kind": "dataset",
+                        "name": ds.get("name"),
+                        "namespace": ds.get("namespace"),
+                        "facets": {},
+                    },
+                )
                 if ds.get("facets"):
                     dnode["facets"].update(ds["facets"])
                 edges.add((ds_id, job_id) if direction == "in" else (job_id, ds_id))
-    return {"pipeline": pipeline, "nodes": list(nodes.values()),
-            "edges": [list(e) for e in sorted(edges)]}
+    return {
+        "pipeline": pipeline,
+        "nodes": list(nodes.values()),
+        "edges": [list(e) for e in sorted(edges)],
+    }
 
 
 def _layout(graph: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -107,8 +129,13 @@ def _layout(graph: dict[str, Any]) -> dict[str, tuple[float, float]]:
     return positions
 
 
-_COLOURS = {"COMPLETE": "#2e7d32", "FAIL": "#c62828", "START": "#1565c0",
-            "RUNNING": "#1565c0", "ABORT": "#757575"}
+_COLOURS = {
+    "COMPLETE": "#2e7d32",
+    "FAIL": "#c62828",
+    "START": "#1565c0",
+    "RUNNING": "#1565c0",
+    "ABORT": "#757575",
+}
 _W, _H = 200, 44
 
 _CSS = """
@@ -176,7 +203,7 @@ def render_html(events: list[dict[str, Any]], title: str = "lineage") -> str:
         parts.append(
             f'<g class="node {n["kind"]}" data-id="{html.escape(n["id"])}" '
             f'data-name="{html.escape(label)}" data-full-name="{html.escape(full)}" data-state="{html.escape(n.get("state") or "")}">'
-            f'<title>{html.escape(full)}</title>'
+            f"<title>{html.escape(full)}</title>"
             f'<rect x="{x}" y="{y}" width="{_W}" height="{_H}" rx="{rx}" '
             f'fill="{fill}" stroke="{stroke}"/>'
             f'<text x="{x + 8}" y="{y + 18}">{html.escape(short)}</text>'
@@ -186,7 +213,8 @@ def render_html(events: list[dict[str, Any]], title: str = "lineage") -> str:
     state = pipeline.get("state") or "?"
     legend = "".join(
         f'<span><i class="sw" style="background:{c}"></i>{s}</span>'
-        for s, c in _COLOURS.items() if s != "RUNNING"
+        for s, c in _COLOURS.items()
+        if s != "RUNNING"
     )
     payload = json.dumps(graph).replace("</", "<\\/")
     return f"""<!DOCTYPE html>
@@ -195,7 +223,7 @@ def render_html(events: list[dict[str, Any]], title: str = "lineage") -> str:
 <title>{html.escape(title)} · lineage</title><style>{_CSS}</style></head>
 <body><div id="graph">
 <div style="padding:8px 12px"><b>{html.escape(title)}</b> · run {html.escape(str(pipeline.get("runId", "")))}
-· <span id="run-state" style="color:{_COLOURS.get(state, '#555')}">{html.escape(state)}</span>
+· <span id="run-state" style="color:{_COLOURS.get(state, "#555")}">{html.escape(state)}</span>
 · {html.escape(str(pipeline.get("eventTime", "")))} <span class="legend">{legend}</span></div>
 <svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">
 <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7"

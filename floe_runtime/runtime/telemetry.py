@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -90,6 +90,7 @@ def create_telemetry(
     # Resource.create merges OTEL_RESOURCE_ATTRIBUTES; OTEL_SERVICE_NAME wins as the spec says.
     resource = Resource.create(attributes)
     exporter: SpanExporter
+    processor: SpanProcessor
     if isinstance(config, FileTraces):
         path = artifacts.resolve_path(config.path)
         exporter = JsonLinesSpanExporter(path)

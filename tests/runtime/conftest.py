@@ -46,8 +46,9 @@ class CliResult:
         return self.stdout + self.stderr
 
 
-def floe(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-         timeout: float = 300) -> CliResult:
+def floe(
+    *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> CliResult:
     """Run `floe-runtime ARGS` as a real process (the installed entry point's module)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENLINEAGE", "OTEL_"))}
     environ.update(env or {})
@@ -106,7 +107,9 @@ def _pg_bin(name: str) -> str:
         return str(found[-1])
     path = shutil.which(name)
     if not path:
-        raise RuntimeError(f"PostgreSQL's {name} is not installed (run scripts/install-system-deps.sh)")
+        raise RuntimeError(
+            f"PostgreSQL's {name} is not installed (run scripts/install-system-deps.sh)"
+        )
     return path
 
 
@@ -131,14 +134,39 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     if as_user:
         shutil.chown(pwfile, "postgres")
     subprocess.run(
-        [*as_user, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
-         "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
-         "-o", f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off", "start"],
-        check=True, capture_output=True,
+        [
+            *as_user,
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         for sql in (
@@ -146,15 +174,31 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
             "CREATE DATABASE analytics OWNER floe",  # not inside a transaction: one -c each
         ):
             subprocess.run(
-                [*as_user, _pg_bin("psql"), "-h", str(sock), "-p", str(port), "-U", "postgres",
-                 "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                check=True, capture_output=True,
+                [
+                    *as_user,
+                    _pg_bin("psql"),
+                    "-h",
+                    str(sock),
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    sql,
+                ],
+                check=True,
+                capture_output=True,
             )
         yield Postgres("127.0.0.1", port, "floe", password, "analytics")
     finally:
         subprocess.run(
             [*as_user, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
 
@@ -187,10 +231,23 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": client_id, "AWS_SECRET_ACCESS_KEY": client_secret}
     log = (base / "weed.log").open("w")
     proc = subprocess.Popen(
-        [str(weed), "mini", f"-dir={base / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         "-master.telemetry=false", "-admin.ui=false", "-webdav=false", "-s3.port.lance=0",
-         "-tableBucket=warehouse", "-bucket=lake"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base,
+        [
+            str(weed),
+            "mini",
+            f"-dir={base / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.lance=0",
+            "-tableBucket=warehouse",
+            "-bucket=lake",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=base,
     )
     try:
         wait_port(8181, 60)
@@ -211,8 +268,9 @@ def _wait_token(client_id: str, client_secret: str) -> None:
     import urllib.parse
     import urllib.request
 
-    body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client_id,
-                                   "client_secret": client_secret}).encode()
+    body = urllib.parse.urlencode(
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+    ).encode()
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -64,8 +64,9 @@ def test_publish_overwrites_and_evolves_added_columns(tmp_path: Path) -> None:
 
     from floe_runtime.runtime.iceberg import publish_table
 
-    catalog = SqlCatalog("default", uri=f"sqlite:///{tmp_path / 'c.db'}",
-                         warehouse=(tmp_path / "wh").as_uri())
+    catalog = SqlCatalog(
+        "default", uri=f"sqlite:///{tmp_path / 'c.db'}", warehouse=(tmp_path / "wh").as_uri()
+    )
     props = {"floe.pipeline": "p", "floe.run-id": "r1", "dbt.unique-id": "model.p.t"}
     first = publish_table(catalog, "analytics", "t", pa.table({"id": [1, 2]}), props)
     assert first.rows == 2
@@ -85,8 +86,9 @@ def test_incompatible_type_change_leaves_table_untouched(tmp_path: Path) -> None
 
     from floe_runtime.runtime.iceberg import publish_table
 
-    catalog = SqlCatalog("default", uri=f"sqlite:///{tmp_path / 'c.db'}",
-                         warehouse=(tmp_path / "wh").as_uri())
+    catalog = SqlCatalog(
+        "default", uri=f"sqlite:///{tmp_path / 'c.db'}", warehouse=(tmp_path / "wh").as_uri()
+    )
     first = publish_table(catalog, "ns", "t", pa.table({"id": [1, 2]}), {})
     with pytest.raises(Exception):  # noqa: B017 - pyiceberg's own error type varies by path
         publish_table(catalog, "ns", "t", pa.table({"id": ["x"]}), {})
@@ -107,8 +109,13 @@ def test_otlp_to_dead_collector_never_delays_exit(tmp_path: Path) -> None:
 
     base = _artifacts(tmp_path)
     port = free_port()  # nothing listens here
-    obs = base.observability.model_copy(update={"traces": OtlpTraces(
-        exporter="otlp", endpoint=f"http://127.0.0.1:{port}", timeout_seconds=0.5)})
+    obs = base.observability.model_copy(
+        update={
+            "traces": OtlpTraces(
+                exporter="otlp", endpoint=f"http://127.0.0.1:{port}", timeout_seconds=0.5
+            )
+        }
+    )
     artifacts = base.model_copy(update={"observability": obs})
     telemetry = create_telemetry(artifacts, Secrets({}))
     assert telemetry.description == f"http://127.0.0.1:{port}/v1/traces"
@@ -132,8 +139,13 @@ class _Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).events.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                  "event": json.loads(body)})
+        type(self).events.append(
+            {
+                "path": self.path,
+                "auth": self.headers.get("Authorization"),
+                "event": json.loads(body),
+            }
+        )
         self.send_response(201)
         self.end_headers()
 
@@ -149,31 +161,53 @@ def test_http_lineage_reaches_marquez_compatible_endpoint(tmp_path: Path) -> Non
     thread.start()
     try:
         base = _artifacts(tmp_path)
-        obs = base.observability.model_copy(update={"lineage": HttpLineage.model_validate({
-            "transport": "http", "url": f"http://127.0.0.1:{server.server_port}",
-            "api_key": {"secret_ref": "ol-key"}, "namespace": "acme"})})
+        obs = base.observability.model_copy(
+            update={
+                "lineage": HttpLineage.model_validate(
+                    {
+                        "transport": "http",
+                        "url": f"http://127.0.0.1:{server.server_port}",
+                        "api_key": {"secret_ref": "ol-key"},
+                        "namespace": "acme",
+                    }
+                )
+            }
+        )
         artifacts = base.model_copy(update={"observability": obs})
-        emitter = LineageEmitter(artifacts, Secrets({"ol-key": "ol-sentinel-key"}), "0" * 8 + "-0000-4000-8000-" + "0" * 12)
+        emitter = LineageEmitter(
+            artifacts,
+            Secrets({"ol-key": "ol-sentinel-key"}),
+            "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+        )
         emitter.pipeline_event(RunState.START)
     finally:
         server.shutdown()
     [got] = _Receiver.events
     assert got["path"] == "/api/v1/lineage"
     assert got["auth"] == "Bearer ol-sentinel-key"
-    assert got["event"]["job"] == {"namespace": "acme", "name": "customer-analytics",
-                                   "facets": got["event"]["job"]["facets"]}
+    assert got["event"]["job"] == {
+        "namespace": "acme",
+        "name": "customer-analytics",
+        "facets": got["event"]["job"]["facets"],
+    }
 
 
 def test_http_lineage_to_dead_endpoint_is_bounded(tmp_path: Path) -> None:
     from floe_runtime.runtime.lineage import LineageEmitter, RunState
 
     base = _artifacts(tmp_path)
-    obs = base.observability.model_copy(update={"lineage": HttpLineage(
-        transport="http", url=f"http://127.0.0.1:{free_port()}", timeout_seconds=0.5)})
+    obs = base.observability.model_copy(
+        update={
+            "lineage": HttpLineage(
+                transport="http", url=f"http://127.0.0.1:{free_port()}", timeout_seconds=0.5
+            )
+        }
+    )
     artifacts = base.model_copy(update={"observability": obs})
     warnings: list[str] = []
-    emitter = LineageEmitter(artifacts, Secrets({}), "00000000-0000-4000-8000-000000000000",
-                             warn=warnings.append)
+    emitter = LineageEmitter(
+        artifacts, Secrets({}), "00000000-0000-4000-8000-000000000000", warn=warnings.append
+    )
     started = time.monotonic()
     for _ in range(5):
         emitter.pipeline_event(RunState.START)
@@ -196,12 +230,30 @@ def test_code_location_defs_have_assets_checks_and_schedule(tmp_path: Path) -> N
         "print(json.dumps({'keys': keys, 'checks': checks, 'schedules': s}))\n"
     )
     env = {**os.environ, "FLOE_PROJECT_DIR": str(project), "FLOE_ENV": "dev"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=240, check=True, cwd=tmp_path).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
     data = json.loads(out.strip().splitlines()[-1])
-    assert data["keys"] == sorted(f"analytics/{n}" for n in (
-        "raw_customers", "raw_orders", "raw_payments", "stg_customers", "stg_orders",
-        "stg_payments", "customer_orders", "customer_revenue", "orders"))
+    assert data["keys"] == sorted(
+        f"analytics/{n}"
+        for n in (
+            "raw_customers",
+            "raw_orders",
+            "raw_payments",
+            "stg_customers",
+            "stg_orders",
+            "stg_payments",
+            "customer_orders",
+            "customer_revenue",
+            "orders",
+        )
+    )
     assert data["checks"] >= 40  # dbt tests as asset checks
     assert data["schedules"] == [["customer_analytics_schedule", "0 6 * * *", "Europe/Berlin"]]
 
@@ -219,20 +271,33 @@ def test_cli_start_up_imports_nothing_heavy() -> None:
         " 'openlineage', 'duckdb') if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_helm_values_for_user_code_deployment(tmp_path: Path) -> None:
     project = copy_example(tmp_path / "ca")
-    result = floe("deploy", "helm-values", str(project), "--env", "prod", "--image",
-                  "registry.example/ca", "--tag", "1.0.0")
+    result = floe(
+        "deploy",
+        "helm-values",
+        str(project),
+        "--env",
+        "prod",
+        "--image",
+        "registry.example/ca",
+        "--tag",
+        "1.0.0",
+    )
     assert result.code == 0, result.output
     values = yaml.safe_load(result.stdout)
     [deployment] = values["dagster-user-deployments"]["deployments"]
-    assert deployment["image"] == {"repository": "registry.example/ca", "tag": "1.0.0",
-                                   "pullPolicy": "IfNotPresent"}
+    assert deployment["image"] == {
+        "repository": "registry.example/ca",
+        "tag": "1.0.0",
+        "pullPolicy": "IfNotPresent",
+    }
     assert deployment["dagsterApiGrpcArgs"] == ["-m", "floe_runtime.dagster_defs"]
     env = {e["name"]: e["value"] for e in deployment["env"]}
     assert env["FLOE_ENV"] == "prod"

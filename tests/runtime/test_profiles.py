@@ -25,34 +25,71 @@ SECRET = "profile-sentinel-6b1e"
 CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "duckdb": ({"type": "duckdb", "path": "./.floe/x.duckdb", "threads": 2}, {"path"}),
     "postgres": (
-        {"type": "postgres", "host": "127.0.0.1", "user": "floe", "dbname": "analytics",
-         "password": {"secret_ref": "pg-password"}},
+        {
+            "type": "postgres",
+            "host": "127.0.0.1",
+            "user": "floe",
+            "dbname": "analytics",
+            "password": {"secret_ref": "pg-password"},
+        },
         {"host", "port", "user", "password", "dbname", "schema"},
     ),
     "snowflake": (
-        {"type": "snowflake", "account": "xy12345.eu-west-1", "user": "floe",
-         "password": {"secret_ref": "sf-password"}, "role": "transformer",
-         "warehouse": "compute_wh", "database": "analytics", "schema": "marts"},
+        {
+            "type": "snowflake",
+            "account": "xy12345.eu-west-1",
+            "user": "floe",
+            "password": {"secret_ref": "sf-password"},
+            "role": "transformer",
+            "warehouse": "compute_wh",
+            "database": "analytics",
+            "schema": "marts",
+        },
         {"account", "user", "password", "database", "warehouse", "schema"},
     ),
     "trino": (
-        {"type": "trino", "method": "ldap", "host": "trino.internal", "user": "floe",
-         "password": {"secret_ref": "trino-password"}, "database": "iceberg", "schema": "marts"},
+        {
+            "type": "trino",
+            "method": "ldap",
+            "host": "trino.internal",
+            "user": "floe",
+            "password": {"secret_ref": "trino-password"},
+            "database": "iceberg",
+            "schema": "marts",
+        },
         {"method", "host", "port", "user", "password", "database", "schema"},
     ),
     "spark": (
-        {"type": "spark", "method": "http", "host": "spark.internal", "token":
-         {"secret_ref": "spark-token"}, "cluster": "0123-abc", "schema": "marts"},
+        {
+            "type": "spark",
+            "method": "http",
+            "host": "spark.internal",
+            "token": {"secret_ref": "spark-token"},
+            "cluster": "0123-abc",
+            "schema": "marts",
+        },
         {"method", "host", "port", "token", "cluster", "schema"},
     ),
     "bigquery": (
-        {"type": "bigquery", "method": "service-account-json", "project": "acme-data",
-         "dataset": "marts", "keyfile_json": {"secret_ref": "bq-key"}, "location": "EU"},
+        {
+            "type": "bigquery",
+            "method": "service-account-json",
+            "project": "acme-data",
+            "dataset": "marts",
+            "keyfile_json": {"secret_ref": "bq-key"},
+            "location": "EU",
+        },
         {"method", "project", "dataset", "keyfile_json"},
     ),
     "databricks": (
-        {"type": "databricks", "host": "adb-1.azuredatabricks.net", "http_path": "/sql/1.0/x",
-         "token": {"secret_ref": "dbx-token"}, "catalog": "main", "schema": "marts"},
+        {
+            "type": "databricks",
+            "host": "adb-1.azuredatabricks.net",
+            "http_path": "/sql/1.0/x",
+            "token": {"secret_ref": "dbx-token"},
+            "catalog": "main",
+            "schema": "marts",
+        },
         {"host", "http_path", "token", "schema"},
     ),
 }
@@ -67,8 +104,9 @@ def _raw_profiles(case: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))
-def test_generated_profile_loads_with_dbt(kind: str, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generated_profile_loads_with_dbt(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dbt.config.profile import Profile
     from dbt.config.renderer import ProfileRenderer
     from dbt.exceptions import DbtRuntimeError
@@ -76,8 +114,14 @@ def test_generated_profile_loads_with_dbt(kind: str, tmp_path: Path,
 
     case, required = CASES[kind]
     secret_value = '{"type": "service_account"}' if kind == "bigquery" else SECRET
-    for var in ("PG_PASSWORD", "SF_PASSWORD", "TRINO_PASSWORD", "SPARK_TOKEN", "BQ_KEY",
-                "DBX_TOKEN"):
+    for var in (
+        "PG_PASSWORD",
+        "SF_PASSWORD",
+        "TRINO_PASSWORD",
+        "SPARK_TOKEN",
+        "BQ_KEY",
+        "DBX_TOKEN",
+    ):
         monkeypatch.setenv(var, secret_value)
     raw = _raw_profiles(case, tmp_path)
     from argparse import Namespace

@@ -19,8 +19,15 @@ from tests.runtime.conftest import CliResult, copy_example, floe
 pytestmark = pytest.mark.slow
 
 MARTS = {"customer_orders": 20, "customer_revenue": 20, "orders": 60}
-ASSETS = {"raw_customers", "raw_orders", "raw_payments", "stg_customers", "stg_orders",
-          "stg_payments", *MARTS}
+ASSETS = {
+    "raw_customers",
+    "raw_orders",
+    "raw_payments",
+    "stg_customers",
+    "stg_orders",
+    "stg_payments",
+    *MARTS,
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,8 @@ def _catalog(project: Path) -> Any:
     from pyiceberg.catalog.sql import SqlCatalog
 
     return SqlCatalog(
-        "default", uri=f"sqlite:///{project / '.floe' / 'catalog.db'}",
+        "default",
+        uri=f"sqlite:///{project / '.floe' / 'catalog.db'}",
         warehouse=(project / ".floe" / "warehouse").as_uri(),
     )
 
@@ -89,8 +97,9 @@ def test_one_span_per_asset_and_per_publish(built: tuple[Path, CliResult]) -> No
         assert attrs["floe.environment"] == "dev"
         assert attrs["floe.status"] == "success"
         assert span["parent_id"] == root["context"]["span_id"]
-    publishes = {s["attributes"]["iceberg.table"]: s for s in spans
-                 if s["name"].startswith("floe.publish")}
+    publishes = {
+        s["attributes"]["iceberg.table"]: s for s in spans if s["name"].startswith("floe.publish")
+    }
     assert set(publishes) == {f"analytics.{m}" for m in MARTS}
     for table, span in publishes.items():
         assert span["attributes"]["floe.rows"] == MARTS[table.split(".")[1]]
@@ -125,15 +134,34 @@ def test_lineage_page_renders_models_in_chromium(built: tuple[Path, CliResult]) 
     assert result.code == 0, result.output
     text = out.read_text()
     # Self-contained: no external scripts, styles or images.
-    assert "<script src" not in text and "<link" not in text and "http://" not in text.split(
-        '<script type="application/json"')[0].replace("http://www.w3.org/2000/svg", "")
+    assert (
+        "<script src" not in text
+        and "<link" not in text
+        and "http://"
+        not in text.split('<script type="application/json"')[0].replace(
+            "http://www.w3.org/2000/svg", ""
+        )
+    )
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", f"--user-data-dir={profile}", "--virtual-time-budget=3000",
-             "--dump-dom", out.as_uri()],
-            capture_output=True, text=True, timeout=120, check=True,
+            [
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=3000",
+                "--dump-dom",
+                out.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         ).stdout
     for name in ASSETS:
         assert f'data-name="{name}"' in dom
@@ -163,13 +191,19 @@ def test_failing_model_keeps_previous_snapshot_then_rerun_completes(
     assert after["customer_revenue"] == before["customer_revenue"]  # previous snapshot kept
     assert after["orders"] != before["orders"]  # the others were published again
     assert catalog.load_table(("analytics", "customer_revenue")).scan().to_arrow().num_rows == 20
-    new_events = [json.loads(x) for x in
-                  (project / ".floe" / "lineage.jsonl").read_text().splitlines()[lineage_lines:]]
-    fail = [e for e in new_events if e["eventType"] == "FAIL"
-            and e["job"]["name"] == "customer-analytics.customer_revenue"]
+    new_events = [
+        json.loads(x)
+        for x in (project / ".floe" / "lineage.jsonl").read_text().splitlines()[lineage_lines:]
+    ]
+    fail = [
+        e
+        for e in new_events
+        if e["eventType"] == "FAIL" and e["job"]["name"] == "customer-analytics.customer_revenue"
+    ]
     assert fail and "no_such_column" in fail[0]["run"]["facets"]["errorMessage"]["message"]
-    assert any(e["eventType"] == "FAIL" and e["job"]["name"] == "customer-analytics"
-               for e in new_events)
+    assert any(
+        e["eventType"] == "FAIL" and e["job"]["name"] == "customer-analytics" for e in new_events
+    )
 
     model.write_text(good)
     fixed = floe("run", str(project), "--env", "dev")

@@ -32,7 +32,10 @@ def _platform(project: Path, env: str, text: str) -> None:
 
 def test_postgres_compute_publishes_to_sqlite_catalog(postgres: Postgres, tmp_path: Path) -> None:
     project = copy_example(tmp_path / "ca")
-    _platform(project, "pg", f"""version: "1"
+    _platform(
+        project,
+        "pg",
+        f"""version: "1"
 storage:
   default: {{type: local, path: ./.floe/warehouse}}
 catalogs:
@@ -47,15 +50,19 @@ compute:
     dbname: {postgres.dbname}
     schema: public
     threads: 4
-""")
+""",
+    )
     result = floe("run", str(project), "--env", "pg", env={"PG_PASSWORD": postgres.password})
     assert result.code == 0, result.output
     assert "tests: 46 passed, 0 failed" in result.stdout
 
     from pyiceberg.catalog.sql import SqlCatalog
 
-    catalog = SqlCatalog("default", uri=f"sqlite:///{project / '.floe' / 'catalog.db'}",
-                         warehouse=(project / ".floe" / "warehouse").as_uri())
+    catalog = SqlCatalog(
+        "default",
+        uri=f"sqlite:///{project / '.floe' / 'catalog.db'}",
+        warehouse=(project / ".floe" / "warehouse").as_uri(),
+    )
     for name, rows in MARTS.items():
         assert catalog.load_table(("analytics", name)).scan().to_arrow().num_rows == rows
     # The password never leaves memory.
@@ -74,13 +81,18 @@ def test_missing_secret_fails_before_anything_runs(tmp_path: Path) -> None:
     assert result.code == 2, result.output
     assert "Traceback" not in result.output
     first = result.stderr.strip().splitlines()[0]
-    assert "lake-key-id" in first and "LAKE_KEY_ID" in first and str(tmp_path / "lake-key-id") in first
+    assert (
+        "lake-key-id" in first and "LAKE_KEY_ID" in first and str(tmp_path / "lake-key-id") in first
+    )
     assert not (project / ".floe").exists()  # nothing ran
 
 
 def test_rest_catalog_with_oauth2_and_s3(seaweedfs: Seaweed, tmp_path: Path) -> None:
     project = copy_example(tmp_path / "ca")
-    _platform(project, "lake", f"""version: "1"
+    _platform(
+        project,
+        "lake",
+        f"""version: "1"
 storage:
   default:
     type: s3
@@ -102,25 +114,36 @@ catalogs:
       client_secret: {{secret_ref: catalog-secret}}
 compute:
   default: {{type: duckdb, path: ./.floe/floe.duckdb}}
-""")
+""",
+    )
     # The client secret comes from a mounted file, the S3 keys from the environment.
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "catalog-secret").write_text(seaweedfs.client_secret + "\n")
-    env = {"FLOE_SECRETS_DIR": str(secrets), "LAKE_KEY_ID": seaweedfs.client_id,
-           "LAKE_SECRET": seaweedfs.client_secret}
+    env = {
+        "FLOE_SECRETS_DIR": str(secrets),
+        "LAKE_KEY_ID": seaweedfs.client_id,
+        "LAKE_SECRET": seaweedfs.client_secret,
+    }
     result = floe("run", str(project), "--env", "lake", env=env)
     assert result.code == 0, result.output
 
     from pyiceberg.catalog import load_catalog
 
     catalog = load_catalog(
-        "check", type="rest", uri=seaweedfs.catalog_uri, warehouse="s3://warehouse",
+        "check",
+        type="rest",
+        uri=seaweedfs.catalog_uri,
+        warehouse="s3://warehouse",
         credential=f"{seaweedfs.client_id}:{seaweedfs.client_secret}",
-        **{"oauth2-server-uri": seaweedfs.catalog_uri + "/v1/oauth/tokens",
-           "s3.endpoint": seaweedfs.s3_endpoint, "s3.path-style-access": "true",
-           "s3.access-key-id": seaweedfs.client_id,
-           "s3.secret-access-key": seaweedfs.client_secret, "s3.region": "us-east-1"},
+        **{
+            "oauth2-server-uri": seaweedfs.catalog_uri + "/v1/oauth/tokens",
+            "s3.endpoint": seaweedfs.s3_endpoint,
+            "s3.path-style-access": "true",
+            "s3.access-key-id": seaweedfs.client_id,
+            "s3.secret-access-key": seaweedfs.client_secret,
+            "s3.region": "us-east-1",
+        },
     )
     for name, rows in MARTS.items():
         table = catalog.load_table(("analytics", name))
