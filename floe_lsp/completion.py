@@ -90,7 +90,7 @@ def key_item(
         elif slot.is_list:
             body = f"{key}:\n{indent}  - $0"
         elif tags or slot.enum_values:
-            choices = ",".join(_escape(_yaml(v)) for v in (tags or slot.enum_values))
+            choices = ",".join(_escape(_as_yaml_value(v)) for v in (tags or slot.enum_values))
             body = f"{key}: ${{1|{choices}|}}"
         else:
             body = f"{key}: $0"
@@ -252,9 +252,23 @@ def _values(
                            detail="secret reference", doc=slot.description)]
     return [
         value_item(ls, _yaml(v), edit_range, detail=type_label(slot), doc=slot.description,
-                   kind=types.CompletionItemKind.EnumMember)
+                   kind=types.CompletionItemKind.EnumMember, text=_as_yaml_value(v))
         for v in slot.enum_values
     ]
+
+
+def _as_yaml_value(value: Any) -> str:
+    """The value as YAML text: strings YAML would read as something else get quoted."""
+    text = _yaml(value)
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            if not isinstance(yaml.safe_load(text), str):
+                return f'"{text}"'
+        except yaml.YAMLError:
+            return f'"{text}"'
+    return text
 
 
 def _profiles(

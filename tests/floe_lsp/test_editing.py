@@ -113,6 +113,12 @@ async def test_enum_values_and_secret_refs(client: LanguageClient, project: Path
     change_doc(client, prod, half, 2)
     line = half.split("\n").index("    sslmode: ")
     assert "verify-full" in labels(await complete(client, prod, pos(client, half, line, 13)))
+    # A string that YAML would read as a number is inserted quoted.
+    quoted = half.replace('version: "1"', "version: ")
+    change_doc(client, prod, quoted, 5)
+    items = await complete(client, prod, pos(client, quoted, quoted.split("\n").index("version: "), 9))
+    assert [(i.label, i.text_edit.new_text) for i in items if isinstance(i.text_edit, types.TextEdit)] == [("1", '"1"')]
+    change_doc(client, prod, half, 6)
     line = half.split("\n").index("    password: ")
     items = await complete(client, prod, pos(client, half, line, 14))
     assert len(items) == 1 and isinstance(items[0].text_edit, types.TextEdit)
