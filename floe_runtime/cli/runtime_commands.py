@@ -277,10 +277,25 @@ def dev(path: Path | None, env: str | None, port: int) -> None:
         environ["DAGSTER_HOME"] = str(home)
     cmd = [executable, "dev", "-m", "floe_runtime.dagster_defs", "-h", "127.0.0.1", "-p", str(port)]
     click.echo(f"Dagster UI: http://127.0.0.1:{port}  ({' '.join(cmd[1:])})")
+    import signal
+
+    def _child_signals() -> None:
+        # A shell's background job inherits SIGINT ignored, and dagster maps SIGTERM onto the
+        # SIGINT handler: restore the default so dagster dev can be stopped either way.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen(cmd, env=environ, preexec_fn=_child_signals)
+
+    def _stop(signum: int, frame: Any) -> None:
+        # Forward termination so `dagster dev` shuts down its webserver and daemon too.
+        proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
-        sys.exit(subprocess.call(cmd, env=environ))
+        code = proc.wait()
     except KeyboardInterrupt:
-        sys.exit(EXIT_OK)
+        code = proc.wait()  # the terminal already sent SIGINT to dagster dev as well
+    sys.exit(0 if code in (0, -signal.SIGINT, 130) else code)
 
 
 @click.group(name="deploy")
