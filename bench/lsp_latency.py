@@ -183,9 +183,9 @@ class Client:
                             future.set_result(None)
                             self.waiters.remove((check, future))
             elif "id" in message:
-                future = self.pending.pop(message["id"], None)
-                if future is not None and not future.done():
-                    future.set_result(message.get("result"))
+                reply = self.pending.pop(message["id"]) if message["id"] in self.pending else None
+                if reply is not None and not reply.done():
+                    reply.set_result(message.get("result"))
 
     def _answer(self, message: dict[str, Any]) -> Any:
         if message["method"] == "workspace/configuration":
@@ -268,6 +268,15 @@ def has_unknown(diags: list[dict[str, Any]]) -> bool:
     return any("bogus_key" in str(d.get("message", "")) for d in diags)
 
 
+def expect(doc_uri: str, unknown: bool | None) -> Callable[[str, list[dict[str, Any]]], bool]:
+    """A check for diagnostics of `doc_uri` (with or without the unknown key; None: any)."""
+
+    def check(target: str, diags: list[dict[str, Any]]) -> bool:
+        return target == doc_uri and (unknown is None or has_unknown(diags) == unknown)
+
+    return check
+
+
 async def measure(cmd: list[str], root: Path, settings: dict[str, Any], rounds: int) -> Result:
     floe = root / "floe.yaml"
     text = floe.read_text()
@@ -297,7 +306,7 @@ async def measure(cmd: list[str], root: Path, settings: dict[str, Any], rounds: 
             change = {"range": {"start": {"line": insert_at, "character": 0},
                                 "end": {"line": insert_at + 1, "character": 0}},
                       "text": f"# edit {round_}\n"}
-        waiter = client.wait_diagnostics(lambda u, d, add=add: u == doc_uri and has_unknown(d) == add)
+        waiter = client.wait_diagnostics(expect(doc_uri, add))
         began = time.perf_counter()
         client.notify("textDocument/didChange",
                       {"textDocument": {"uri": doc_uri, "version": version}, "contentChanges": [change]})
@@ -333,7 +342,7 @@ async def memory_with_pipelines(cmd: list[str], root: Path, settings: dict[str, 
     waiters = []
     for floe in files:
         doc_uri = uri(floe)
-        waiters.append(client.wait_diagnostics(lambda u, d, doc_uri=doc_uri: u == doc_uri))
+        waiters.append(client.wait_diagnostics(expect(doc_uri, None)))
         client.notify("textDocument/didOpen", {"textDocument": {
             "uri": doc_uri, "languageId": "yaml", "version": 1, "text": floe.read_text()}})
     await asyncio.wait_for(asyncio.gather(*waiters), 300)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,32 +20,32 @@ def project(tmp_path: Path) -> Path:
     return dest
 
 
-@pytest_lsp.fixture(config=SERVER, params=PROFILES)
-async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
+@pytest_lsp.fixture(config=SERVER, params=PROFILES)  # type: ignore[untyped-decorator]
+async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path) -> AsyncIterator[None]:
     """A server over the example's workspace, for each client profile."""
     await start(lsp_client, request.param, [project.parent])
     yield
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=SERVER, params=["pull"])
-async def pull_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
+@pytest_lsp.fixture(config=SERVER, params=["pull"])  # type: ignore[untyped-decorator]
+async def pull_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path) -> AsyncIterator[None]:
     """A server for a client that pulls diagnostics and supports refresh."""
     await start(lsp_client, request.param, [project.parent])
     yield
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=SERVER, params=[*PROFILES, "utf-32"])
-async def any_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
+@pytest_lsp.fixture(config=SERVER, params=[*PROFILES, "utf-32"])  # type: ignore[untyped-decorator]
+async def any_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path) -> AsyncIterator[None]:
     """Like `client`, plus a client that negotiates UTF-32 positions."""
     await start(lsp_client, request.param, [project.parent])
     yield
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=SERVER, params=PROFILES)
-async def multi_root_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, tmp_path: Path):
+@pytest_lsp.fixture(config=SERVER, params=PROFILES)  # type: ignore[untyped-decorator]
+async def multi_root_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[None]:
     """A server over two workspace folders, each holding a copy of the example."""
     folders = []
     for name in ("one", "two"):
@@ -58,16 +59,16 @@ async def multi_root_client(lsp_client: LanguageClient, request: pytest.FixtureR
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=SERVER, params=["plain"])
-async def plain_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path):
+@pytest_lsp.fixture(config=SERVER, params=["plain"])  # type: ignore[untyped-decorator]
+async def plain_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path) -> AsyncIterator[None]:
     """A server for a client without snippet support."""
     await start(lsp_client, request.param, [project.parent])
     yield
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=SERVER, params=PROFILES)
-async def bare_client(lsp_client: LanguageClient, request: pytest.FixtureRequest):
+@pytest_lsp.fixture(config=SERVER, params=PROFILES)  # type: ignore[untyped-decorator]
+async def bare_client(lsp_client: LanguageClient, request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """A server started with no workspace folder (a file opened on its own)."""
     await start(lsp_client, request.param, [])
     yield

@@ -47,7 +47,7 @@ def uri(path: Path) -> str:
     """File URI of a path."""
     out = from_fs_path(str(path))
     assert out is not None
-    return out
+    return str(out)
 
 
 def _encoding(client: LanguageClient) -> str:
@@ -148,7 +148,7 @@ async def start(lsp_client: LanguageClient, profile: str, folders: list[Path]) -
     lsp_client.floe_registrations = registrations  # type: ignore[attr-defined]
     if types.CLIENT_REGISTER_CAPABILITY not in lsp_client.protocol.fm.features:
 
-        @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)
+        @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)  # type: ignore[untyped-decorator]
         def register(params: types.RegistrationParams) -> None:
             registrations.extend(params.registrations)
 

@@ -32,6 +32,7 @@ async def test_compile_command_runs_in_a_subprocess(client: LanguageClient, proj
     result = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="floe.compile", arguments=[uri(floe), "dev"])
     )
+    assert result is not None
     assert result["exitCode"] == 0, result
     artifacts = json.loads((project / "target" / "floe" / "compiled_artifacts.json").read_text())
     assert artifacts["environment"] == "dev"
@@ -47,6 +48,7 @@ async def test_failed_compile_is_reported(client: LanguageClient, project: Path)
     result = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="floe.compile", arguments=[uri(floe), "dev"])
     )
+    assert result is not None
     assert result["exitCode"] == 1
     await wait_for(lambda: any(m.type == types.MessageType.Error for m in client.messages), what="error message")
     error = next(m for m in client.messages if m.type == types.MessageType.Error)
@@ -62,5 +64,6 @@ async def test_run_can_be_cancelled(client: LanguageClient, project: Path) -> No
     token = next(iter(client.progress_reports))
     client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(task, 20)
+    assert result is not None
     assert result["cancelled"] is True
     await wait_for(lambda: any("cancelled" in m.message for m in client.messages), what="cancel message")

@@ -25,7 +25,7 @@ async def test_definition_of_a_reference_and_a_transform_path(client: LanguageCl
         types.DefinitionParams(text_document=doc_id(floe), position=find(client, text, "catalog: default", 11))
     )
     assert isinstance(result, list)
-    got = sorted((loc.uri, loc.range.start.line) for loc in result)  # type: ignore[union-attr]
+    got = sorted((loc.uri, loc.range.start.line) for loc in result)
     dev = project / "platform" / "dev" / "platform.yaml"
     prod = project / "platform" / "prod" / "platform.yaml"
     want = []
@@ -36,7 +36,7 @@ async def test_definition_of_a_reference_and_a_transform_path(client: LanguageCl
     result = await client.text_document_definition_async(
         types.DefinitionParams(text_document=doc_id(floe), position=find(client, text, "path: ./dbt", 8))
     )
-    assert isinstance(result, list) and [loc.uri for loc in result] == [uri(project / "dbt" / "dbt_project.yml")]  # type: ignore[union-attr]
+    assert isinstance(result, list) and [loc.uri for loc in result] == [uri(project / "dbt" / "dbt_project.yml")]
     # Nothing to go to from a plain key.
     result = await client.text_document_definition_async(
         types.DefinitionParams(text_document=doc_id(floe), position=find(client, text, "name:", 1))
@@ -114,9 +114,9 @@ async def test_document_symbols(client: LanguageClient, project: Path) -> None:
     open_doc(client, prod)
     symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(text_document=doc_id(prod)))
     assert symbols is not None
-    top = [s.name for s in symbols]  # type: ignore[union-attr]
+    top = [s.name for s in symbols]
     assert top == ["version", "storage", "catalogs", "compute", "observability"]
-    compute = next(s for s in symbols if s.name == "compute")  # type: ignore[union-attr]
+    compute = next(s for s in symbols if s.name == "compute")
     assert isinstance(compute, types.DocumentSymbol) and compute.children
     assert compute.children[0].name == "default" and compute.children[0].detail == "postgres"
     assert compute.children[0].kind == types.SymbolKind.Module

