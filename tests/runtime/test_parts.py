@@ -320,3 +320,52 @@ def test_run_usage_errors_exit_2(tmp_path: Path) -> None:
     assert result.code == 2
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.output
+
+
+def test_openlineage_env_vars_are_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from floe_runtime.runtime.lineage import LineageEmitter, RunState
+
+    artifacts = _artifacts(tmp_path)
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    assert not LineageEmitter(artifacts, Secrets({}), "r").enabled
+    monkeypatch.delenv("OPENLINEAGE_DISABLED")
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Receiver.events.clear()
+    try:
+        monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{server.server_port}")
+        emitter = LineageEmitter(artifacts, Secrets({}), "00000000-0000-4000-8000-000000000001")
+        emitter.pipeline_event(RunState.COMPLETE)
+    finally:
+        server.shutdown()
+    assert [e["event"]["eventType"] for e in _Receiver.events] == ["COMPLETE"]
+    # The platform's file transport was not used.
+    assert not (Path(artifacts.project_root) / ".floe" / "lineage.jsonl").exists()
+
+
+def test_unreachable_catalog_exits_2_before_dbt_runs(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "ca")
+    folder = project / "platform" / "dead"
+    folder.mkdir()
+    (folder / "platform.yaml").write_text(
+        'version: "1"\n'
+        "storage: {default: {type: local}}\n"
+        f"catalogs: {{default: {{type: rest, uri: 'http://127.0.0.1:{free_port()}'}}}}\n"
+        "compute: {default: {type: duckdb}}\n"
+    )
+    result = floe("run", str(project), "--env", "dead")
+    assert result.code == 2, result.output
+    assert result.stderr.startswith("error: cannot open Iceberg catalog 'default' (rest)")
+    assert "Traceback" not in result.output
+    assert not (project / ".floe" / "floe.duckdb").exists()
+
+
+def test_lineage_unknown_run_is_one_clear_line(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "ca")
+    events = project / ".floe" / "lineage.jsonl"
+    events.parent.mkdir()
+    events.write_text("")
+    result = floe("lineage", str(project), "--env", "dev", "--run", "nope", "--no-open")
+    assert result.code == 2
+    assert result.stderr.strip().count("\n") == 0 and "no pipeline runs" in result.stderr

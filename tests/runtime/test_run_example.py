@@ -142,6 +142,24 @@ def test_lineage_page_renders_models_in_chromium(built: tuple[Path, CliResult]) 
             "http://www.w3.org/2000/svg", ""
         )
     )
+    # A run chosen by id renders too.
+    run_id = next(
+        json.loads(x)["run"]["runId"]
+        for x in (project / ".floe" / "lineage.jsonl").read_text().splitlines()
+        if "parent" not in json.loads(x)["run"]["facets"]
+    )
+    by_id = floe(
+        "lineage",
+        str(project),
+        "--env",
+        "dev",
+        "--no-open",
+        "--run",
+        run_id,
+        "--output",
+        str(project / "by-id.html"),
+    )
+    assert by_id.code == 0 and run_id in (project / "by-id.html").read_text()
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
             [
@@ -212,3 +230,19 @@ def test_failing_model_keeps_previous_snapshot_then_rerun_completes(
     revenue = catalog.load_table(("analytics", "customer_revenue"))
     assert revenue.current_snapshot().snapshot_id != before["customer_revenue"]
     assert revenue.scan().to_arrow().num_rows == 20
+
+
+def test_select_runs_only_the_selected_models(built: tuple[Path, CliResult]) -> None:
+    project, _ = built
+    result = floe("run", str(project), "--env", "dev", "--select", "orders")
+    assert result.code == 0, result.output
+    spans = _jsonl(project / ".floe" / "traces.jsonl")
+    last_root = [s for s in spans if s["parent_id"] is None][-1]
+    ran = [
+        s["attributes"]["dbt.unique_id"]
+        for s in spans
+        if s["context"]["trace_id"] == last_root["context"]["trace_id"]
+        and s["name"].startswith("dbt.")
+    ]
+    assert ran == ["model.customer_analytics.orders"]
+    assert "analytics.orders" in result.stdout and "analytics.customer_orders" not in result.stdout
