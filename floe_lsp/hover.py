@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lsprotocol import types
 
 from floe_lsp.completion import model_for, type_label
 from floe_lsp.context import cursor_at
 from floe_lsp.server import FloeLanguageServer
-from floe_lsp.tiers import definitions
+from floe_lsp.tiers import SECTION_KINDS, definitions, implicit_kinds, references_in
 from floe_runtime.analysis import Position, Project, Range
 from floe_runtime.config.introspect import slot_at
 from floe_runtime.config.pipeline import PROFILE_KINDS, Pipeline
@@ -56,6 +58,8 @@ def hover(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.H
     if cur.kind == "value" and model is Pipeline and len(cur.path) == 1 and cur.path[0] in PROFILE_KINDS:
         body = profile_markdown(ls, ls.state.ensure(path), str(cur.path[0]), cur.text)
         return _hover(ls, body, rng)
+    if cur.kind == "key" and model is not Pipeline and len(cur.path) == 1 and cur.path[0] in SECTION_KINDS:
+        return _hover(ls, _profile_uses(ls, path, str(cur.path[0]), cur.text), rng)
     target = (*cur.path, cur.text) if cur.kind == "key" else cur.path
     if cur.kind == "value":
         parent = slot_at(model, target[:-1], cur.data)
@@ -75,6 +79,24 @@ def hover(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.H
         if isinstance(default, (str, int, float, bool)):
             body += f"\n\nDefault: `{default}`"
     return _hover(ls, body, rng)
+
+
+def _profile_uses(ls: FloeLanguageServer, path: Path, section: str, name: str) -> str:
+    """On a profile's name in a platform.yaml: its kind and the pipelines naming it."""
+    kind = SECTION_KINDS[section]
+    lines = [f"**{kind}** profile `{name}`", ""]
+    users = []
+    for project in ls.state.ensure(path):
+        for ref in references_in(ls, project.pipeline_file):
+            if ref.kind == kind and ref.name == name:
+                users.append(f"{project.root.name}/floe.yaml")
+        if name == "default" and kind in implicit_kinds(ls, project.pipeline_file):
+            users.append(f"{project.root.name}/floe.yaml (by default)")
+    if users:
+        lines.append("Used by: " + ", ".join(f"`{u}`" for u in users))
+    else:
+        lines.append("No floe.yaml of this environment names it.")
+    return "\n".join(lines)
 
 
 def _hover(ls: FloeLanguageServer, body: str, rng: types.Range) -> types.Hover:

@@ -189,3 +189,11 @@ async def test_hover_on_a_reference_resolves_each_environment(client: LanguageCl
     assert "secret_ref pg-password" in body
     catalog = await hover(client, floe, find(client, text, "catalog: default", 10))
     assert "secret_ref polaris-oauth-secret" in catalog and "`polaris`" in catalog and "`sql`" in catalog
+
+
+async def test_hover_on_a_platform_profile_names_its_users(client: LanguageClient, project: Path) -> None:
+    prod = project / "platform" / "prod" / "platform.yaml"
+    text = open_doc(client, prod)
+    body = await hover(client, prod, find(client, text, "compute:\n  default:", len("compute:\n  ") + 1))
+    assert "**compute** profile `default`" in body
+    assert "Used by: `customer-analytics/floe.yaml`" in body
