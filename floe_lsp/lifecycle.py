@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,12 @@ def register(server: FloeLanguageServer) -> None:
         from floe_lsp.diagnostics import publish_all
 
         ls.state.scan(_folders(ls))
+        # Parsed trees are many small objects: keep start-up objects out of every
+        # collection and collect the young generation less often, so a full GC
+        # pass does not land in the middle of an edit.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 50)
         caps = ls.client_capabilities
         if _get(caps, "workspace", "did_change_watched_files", "dynamic_registration"):
             try:
