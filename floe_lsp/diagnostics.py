@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from pathlib import Path
 
 from lsprotocol import types
@@ -22,9 +23,12 @@ from floe_runtime.analysis import Diagnostic, Project
 log = logging.getLogger(__name__)
 
 _pending: dict[Path, asyncio.Task[None]] = {}
-#: How long an edit waits for a newer one before it is analysed. Short enough to
-#: stay far inside the 25 ms budget, long enough to coalesce a burst of keystrokes.
+#: How long an edit that follows another closely waits for a newer one before it is
+#: analysed. A lone edit (a keystroke: they come tens of ms apart) is analysed at
+#: once; a burst (a paste, a client sending many changes) is coalesced.
 DEBOUNCE_SECONDS = 0.003
+BURST_SECONDS = 0.01
+_last_request: dict[Path, float] = {}
 
 
 def file_diagnostics(ls: FloeLanguageServer, path: Path) -> list[Diagnostic]:
@@ -80,15 +84,18 @@ def schedule(ls: FloeLanguageServer, projects: list[Project]) -> None:
         return
     for project in projects:
         key = project.pipeline_file
+        now = time.monotonic()
+        burst = now - _last_request.get(key, float("-inf")) < BURST_SECONDS
+        _last_request[key] = now
         old = _pending.pop(key, None)
         if old is not None and not old.done():
             old.cancel()
-        _pending[key] = asyncio.ensure_future(_run(ls, project))
+        _pending[key] = asyncio.ensure_future(_run(ls, project, DEBOUNCE_SECONDS if burst else 0.0))
 
 
-async def _run(ls: FloeLanguageServer, project: Project) -> None:
+async def _run(ls: FloeLanguageServer, project: Project, delay: float) -> None:
     # Edits already queued behind this one cancel it while it waits.
-    await asyncio.sleep(DEBOUNCE_SECONDS)
+    await asyncio.sleep(delay)
     current = ls.state.projects.get(project.pipeline_file)
     if current is None:
         return
