@@ -18,6 +18,9 @@ def lsp_command(stdio: bool, tcp: str | None, log_file: str | None) -> None:
         logging.basicConfig(filename=log_file, level=logging.DEBUG)
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    from floe_lsp.startup import import_lsp_libraries
+
+    import_lsp_libraries()
     from floe_lsp.server import create_server
 
     server = create_server()
