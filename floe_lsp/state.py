@@ -27,9 +27,6 @@ SKIP_DIRS = frozenset(
     {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "target", "dbt_packages",
      "__pycache__", ".floe", ".tox", ".mypy_cache", ".pytest_cache", "site-packages"}
 )
-#: Characters of distinct text the engine's memo may hold before the server clears it
-#: (parsed trees take roughly 40 bytes per character).
-MEMO_BUDGET_CHARS = 1_500_000
 #: How deep below a workspace folder floe.yaml files are looked for.
 MAX_DEPTH = 6
 
@@ -74,8 +71,6 @@ class WorkspaceState:
         # The last text of each file that parsed: completion and hover keep knowing the
         # profiles of a platform.yaml while it is half-typed.
         self._last_good: dict[Path, Checked[Any]] = {}
-        self._memo_sizes: dict[int, int] = {}
-        self._memo_bytes = 0
 
     # ------------------------------------------------------------ reading
     def read(self, path: Path) -> str | None:
@@ -170,7 +165,6 @@ class WorkspaceState:
     def analysis(self, project: Project) -> Analysis:
         """The analysis of a project against the current texts (cheap: the engine memoises)."""
         result = analyze(project, read=self.read)
-        self._bound_memo(result)
         if result.pipeline.document.ok and result.pipeline.document.root is not None:
             self._last_good[project.pipeline_file] = result.pipeline
         for env in project.environments:
@@ -178,24 +172,6 @@ class WorkspaceState:
             if checked is not None and checked.document.ok and checked.document.root is not None:
                 self._last_good[env.platform_file] = checked
         return result
-
-    def _bound_memo(self, result: Analysis) -> None:
-        """Keep the engine's per-text memo within a memory budget.
-
-        The engine bounds its memo by entry count; every edit of a 50 KB file adds
-        a ~2 MB tree, so the server bounds it by the bytes of text analysed.
-        """
-        texts = [result.pipeline.document.text, *(c.document.text for c in result.platforms.values())]
-        for text in texts:
-            key = hash(text)
-            if key not in self._memo_sizes:
-                self._memo_sizes[key] = len(text)
-                self._memo_bytes += len(text)
-        if self._memo_bytes > MEMO_BUDGET_CHARS:
-            check_pipeline_text.cache_clear()
-            check_platform_text.cache_clear()
-            self._memo_sizes.clear()
-            self._memo_bytes = 0
 
     def analyses_for(self, path: Path) -> list[Analysis]:
         """Analyses of every project `path` belongs to."""

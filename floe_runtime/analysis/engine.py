@@ -8,9 +8,9 @@ to one file only re-checks that file and the cross-file references.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -65,16 +65,53 @@ def _check_file(text: str, file: str, model: type[M]) -> Checked[M]:
     return Checked(doc, parsed, tuple(diags))
 
 
-@lru_cache(maxsize=512)
-def check_pipeline_text(text: str, file: str) -> Checked[Pipeline]:
-    """Load and check a floe.yaml text (memoised on the text)."""
-    return _check_file(text, file, Pipeline)
+class TextMemo(Generic[M]):
+    """Per-text results, least recently used first out, bounded by characters of text.
+
+    A bound by entry count would let a server editing a 50 KB file hold hundreds
+    of ~2 MB trees; a bound by text size keeps memory in proportion to what the
+    files weigh.
+    """
+
+    def __init__(self, model: type[M], budget_chars: int) -> None:
+        self.model = model
+        self.budget_chars = budget_chars
+        self._entries: OrderedDict[tuple[str, str], Checked[M]] = OrderedDict()
+        self._chars = 0
+
+    def __call__(self, text: str, file: str) -> Checked[M]:
+        key = (text, file)
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            return found
+        checked = _check_file(text, file, self.model)
+        self._entries[key] = checked
+        self._chars += len(text)
+        while self._chars > self.budget_chars and len(self._entries) > 1:
+            (old_text, _), _ = self._entries.popitem(last=False)
+            self._chars -= len(old_text)
+        return checked
+
+    def cache_clear(self) -> None:
+        """Forget every result."""
+        self._entries.clear()
+        self._chars = 0
+
+    @property
+    def chars(self) -> int:
+        """Characters of text currently remembered."""
+        return self._chars
 
 
-@lru_cache(maxsize=512)
-def check_platform_text(text: str, file: str) -> Checked[Platform]:
-    """Load and check a platform.yaml text (memoised on the text)."""
-    return _check_file(text, file, Platform)
+#: Characters of text whose results are remembered, per file kind. A parsed tree takes
+#: about 40 bytes per character, so both memos together stay under ~50 MB.
+MEMO_BUDGET_CHARS = 600_000
+
+#: Load and check a floe.yaml text (memoised on the text).
+check_pipeline_text: TextMemo[Pipeline] = TextMemo(Pipeline, MEMO_BUDGET_CHARS)
+#: Load and check a platform.yaml text (memoised on the text).
+check_platform_text: TextMemo[Platform] = TextMemo(Platform, MEMO_BUDGET_CHARS)
 
 
 @dataclass

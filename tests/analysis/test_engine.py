@@ -53,3 +53,17 @@ def test_top_level_not_a_mapping(make_project: MakeProject) -> None:
     root = make_project("- a\n- b\n", {"dev": "version: '1'\n"})
     [diag] = analyze(discover(root)).diagnostics
     assert diag.code == "FLOE005" and "mapping" in diag.message
+
+
+def test_text_memo_is_bounded_by_characters() -> None:
+    from floe_runtime.analysis.engine import TextMemo
+    from floe_runtime.config.pipeline import Pipeline
+
+    memo = TextMemo(Pipeline, budget_chars=100)
+    first = memo("name: a\n" + "#" * 40 + "\n", "f.yaml")
+    assert memo("name: a\n" + "#" * 40 + "\n", "f.yaml") is first  # remembered
+    memo("name: b\n" + "#" * 40 + "\n", "f.yaml")
+    assert memo.chars <= 100
+    memo("name: c\n" + "#" * 40 + "\n", "f.yaml")  # pushes the oldest out
+    assert memo.chars <= 100
+    assert memo("name: a\n" + "#" * 40 + "\n", "f.yaml") is not first
