@@ -145,6 +145,10 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
         click.echo("error: dbt could not parse the project:", err=True)
         click.echo(secrets.redact(str(exc)), err=True)
         sys.exit(EXIT_ERRORS)
+    except Exception as exc:  # one line, never a traceback (FLOE_DEBUG=1 shows it)
+        if os.environ.get("FLOE_DEBUG"):
+            raise
+        fail(secrets.redact(f"run failed: {type(exc).__name__}: {exc}"), EXIT_ERRORS)
 
     table = Table(title=f"run {outcome.run_id}", title_justify="left", show_lines=False)
     for column in ("asset", "materialized", "status", "time", "rows", "iceberg table"):
