@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXAMPLE := examples/customer-analytics
 
-.PHONY: install system-deps demo test lint typecheck bench clean
+.PHONY: install system-deps demo test lint typecheck bench bench-lsp clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy floe_runtime floe_lsp
 
+YLS_DIR ?= /tmp/floe-bench-yls
+
+# Benchmarks print figures beside their references (DESIGN §7); they are not tests.
 bench: $(STAMP)
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/run_overhead.py
+
+# yaml-language-server (npm) is the reference server; installed outside the repository.
+bench-lsp: $(STAMP)
+	test -x $(YLS_DIR)/node_modules/.bin/yaml-language-server || \
+		npm install --silent --prefix $(YLS_DIR) yaml-language-server@1.25.0
+	$(BIN)/python bench/lsp_latency.py --yls $(YLS_DIR)/node_modules/.bin/yaml-language-server
 
 clean:
 	rm -rf $(VENV) $(EXAMPLE)/target $(EXAMPLE)/.floe
