@@ -7,11 +7,15 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from floe_runtime.analysis.diagnostics import Diagnostic, Severity
+
+if TYPE_CHECKING:
+    from floe_runtime.analysis import Project
+    from floe_runtime.compiler.artifacts import CompiledArtifacts
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
@@ -81,3 +85,41 @@ def summary(diagnostics: Iterable[Diagnostic]) -> str:
     if warnings:
         parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
     return f"Found {' and '.join(parts)}." if parts else ""
+
+
+def compile_or_exit(
+    path: Path | None,
+    env: str | None,
+    *,
+    refused: str,
+    exit_code: int,
+    output: Path | None = None,
+) -> tuple[Project, CompiledArtifacts, Path]:
+    """discover → validate → compile → write the artifacts, or exit with the reason.
+
+    Usage problems exit 2 with one line; validation errors print the diagnostics,
+    then `<summary> <refused>` (e.g. "Not compiled.") and exit with `exit_code`.
+    Returns the project, the artifacts and the path of compiled_artifacts.json.
+    """
+    from floe_runtime.analysis import ProjectError, discover
+    from floe_runtime.compiler import CompileError, compile_project, write_artifacts
+    from floe_runtime.compiler.compile import default_output_dir
+
+    try:
+        project = discover(path, env)
+    except ProjectError as exc:
+        fail(str(exc))
+    try:
+        artifacts = compile_project(project)
+    except CompileError as exc:
+        if not exc.diagnostics:
+            fail(str(exc))
+        print_diagnostics(exc.diagnostics)
+        click.echo(f"{summary(exc.diagnostics)} {refused}", err=True)
+        sys.exit(exit_code)
+    out_dir = output if output is not None else default_output_dir(project)
+    try:
+        artifacts_path, _ = write_artifacts(artifacts, out_dir)
+    except OSError as exc:
+        fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
+    return project, artifacts, artifacts_path

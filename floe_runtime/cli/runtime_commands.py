@@ -21,10 +21,9 @@ from floe_runtime.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     PATH_ARGUMENT,
+    compile_or_exit,
     fail,
-    print_diagnostics,
     shown_path,
-    summary,
 )
 
 if TYPE_CHECKING:
@@ -35,26 +34,7 @@ if TYPE_CHECKING:
 
 def _compile(path: Path | None, env: str | None) -> tuple[Project, CompiledArtifacts]:
     """discover → validate → compile → write artifacts; exit 2 with diagnostics on any problem."""
-    from floe_runtime.analysis import ProjectError, discover
-    from floe_runtime.compiler import CompileError, compile_project, write_artifacts
-    from floe_runtime.compiler.compile import default_output_dir
-
-    try:
-        project = discover(path, env)
-    except ProjectError as exc:
-        fail(str(exc))
-    try:
-        artifacts = compile_project(project)
-    except CompileError as exc:
-        if not exc.diagnostics:
-            fail(str(exc))
-        print_diagnostics(exc.diagnostics)
-        click.echo(f"{summary(exc.diagnostics)} Not run.", err=True)
-        sys.exit(EXIT_USAGE)
-    try:
-        write_artifacts(artifacts, default_output_dir(project))
-    except OSError as exc:
-        fail(f"cannot write compiled artifacts: {exc.strerror or exc}")
+    project, artifacts, _ = compile_or_exit(path, env, refused="Not run.", exit_code=EXIT_USAGE)
     return project, artifacts
 
 
