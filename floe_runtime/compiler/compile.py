@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from floe_runtime.compiler.artifacts import (
     ResolvedCompute,
     ResolvedStorage,
 )
-from floe_runtime.compiler.profiles import profiles_yml
+from floe_runtime.compiler.catalog import catalog_properties
+from floe_runtime.compiler.profiles import profiles_yml, secret_jinja
 from floe_runtime.config.base import SecretRef
+from floe_runtime.config.platform import SqlCatalog
 
 
 class CompileError(Exception):
@@ -131,10 +134,49 @@ def compile_project(
         },
         dbt=targets,
         profiles_yml=profiles_yml(
-            [t.profile_name for t in targets], environment.name, compute.profile, project.root
+            [t.profile_name for t in targets],
+            environment.name,
+            compute.profile,
+            project.root,
+            _iceberg_source_catalog(targets, storage, catalog, project.root),
         ),
         secret_refs=collect_secret_refs([storage, catalog, compute, platform.observability]),
     )
+
+
+_ICEBERG_SOURCE = re.compile(r"""plugin:\s*["']?iceberg\b""")
+_SKIP_DIRS = {"target", "dbt_packages", "logs", ".git"}
+
+
+def reads_iceberg_sources(project_dir: Path) -> bool:
+    """Whether a dbt project declares sources read through dbt-duckdb's `iceberg` plugin."""
+    for path in project_dir.rglob("*.yml"):
+        if _SKIP_DIRS.intersection(path.relative_to(project_dir).parts):
+            continue
+        try:
+            if _ICEBERG_SOURCE.search(path.read_text(encoding="utf-8")):
+                return True
+        except (OSError, UnicodeDecodeError):
+            continue
+    return False
+
+
+def _iceberg_source_catalog(
+    targets: list[DbtTarget], storage: ResolvedStorage, catalog: ResolvedCatalog, root: Path
+) -> dict[str, str] | None:
+    """Catalog properties for dbt's iceberg plugin, when a project reads Iceberg sources.
+
+    Only then: the plugin opens the catalog at every dbt start. Secrets are
+    env_var() references. A SQL catalog with a password is left out, because its
+    password would have to be URL-quoted before dbt renders it.
+    """
+    if not any(reads_iceberg_sources(Path(t.project_dir)) for t in targets):
+        return None
+    if isinstance(catalog.profile, SqlCatalog) and catalog.profile.password is not None:
+        return None
+    # pyiceberg's SQL catalog scopes tables by catalog name: use the one run publishes with.
+    props = catalog_properties(storage.profile, catalog.profile, root, secret_jinja)
+    return {"catalog": catalog.name, **props}
 
 
 def default_output_dir(project: Project) -> Path:

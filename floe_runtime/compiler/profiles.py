@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from floe_runtime.config.base import SecretRef
+from floe_runtime.config.base import SecretRef, secret_env_var
 from floe_runtime.config.platform import (
     BigQueryCompute,
     ComputeProfile,
@@ -24,7 +24,12 @@ from floe_runtime.config.platform import (
 
 def env_var_ref(secret: SecretRef) -> str:
     """The dbt Jinja that reads a secret from the environment at run time."""
-    return "{{ env_var('" + secret.env_var + "') }}"
+    return secret_jinja(secret.secret_ref)
+
+
+def secret_jinja(name: str) -> str:
+    """The dbt Jinja that reads the secret called `name` from the environment at run time."""
+    return "{{ env_var('" + secret_env_var(name) + "') }}"
 
 
 def _resolve(path: str, root: Path) -> str:
@@ -59,9 +64,22 @@ def dbt_output(profile: ComputeProfile, root: Path) -> dict[str, Any]:
     return out
 
 
-def profiles_yml(profile_names: list[str], target: str, profile: ComputeProfile, root: Path) -> str:
-    """The text of a dbt profiles.yml defining each profile name with one target."""
+def profiles_yml(
+    profile_names: list[str],
+    target: str,
+    profile: ComputeProfile,
+    root: Path,
+    iceberg_catalog: dict[str, str] | None = None,
+) -> str:
+    """The text of a dbt profiles.yml defining each profile name with one target.
+
+    With `iceberg_catalog` (`catalog`: the catalog's name, then its pyiceberg
+    properties with secrets as env_var() references) and DuckDB compute, dbt-duckdb's `iceberg` plugin is configured, so dbt sources
+    with `meta: {plugin: iceberg}` read tables of the pipeline's catalog.
+    """
     output = dbt_output(profile, root)
+    if iceberg_catalog is not None and isinstance(profile, DuckDBCompute):
+        output["plugins"] = [{"module": "iceberg", "config": dict(iceberg_catalog)}]
     doc: dict[str, Any] = {}
     for name in dict.fromkeys(profile_names):
         doc[name] = {"target": target, "outputs": {target: output}}

@@ -10,19 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
+from floe_runtime.compiler import catalog as catalog_mapping
 from floe_runtime.compiler.artifacts import CompiledArtifacts
-from floe_runtime.config.platform import (
-    GlueCatalog,
-    LocalStorage,
-    OAuth2Auth,
-    PolarisCatalog,
-    RestCatalog,
-    S3Storage,
-    SqlCatalog,
-    TokenAuth,
-)
+from floe_runtime.config.platform import PolarisCatalog, RestCatalog, SqlCatalog
 from floe_runtime.runtime.secrets import Secrets
 
 if TYPE_CHECKING:
@@ -32,105 +23,27 @@ if TYPE_CHECKING:
 
 def storage_location(artifacts: CompiledArtifacts) -> str | None:
     """The warehouse location of the pipeline's storage profile, as a URI."""
-    storage = artifacts.storage.profile
-    if isinstance(storage, LocalStorage):
-        return artifacts.resolve_path(storage.path).as_uri()
-    if isinstance(storage, S3Storage):
-        prefix = storage.prefix.strip("/")
-        return f"s3://{storage.bucket}/{prefix}" if prefix else f"s3://{storage.bucket}"
-    bucket = getattr(storage, "bucket", None)
-    if bucket:
-        scheme = "gs" if storage.type == "gcs" else storage.type
-        return f"{scheme}://{bucket}/{getattr(storage, 'prefix', '').strip('/')}".rstrip("/")
-    return None
-
-
-def _storage_properties(artifacts: CompiledArtifacts, secrets: Secrets) -> dict[str, str]:
-    """pyiceberg FileIO properties from the storage profile (S3 endpoint, style, keys)."""
-    storage = artifacts.storage.profile
-    props: dict[str, str] = {}
-    if isinstance(storage, S3Storage):
-        if storage.endpoint:
-            props["s3.endpoint"] = storage.endpoint
-        if storage.region:
-            props["s3.region"] = storage.region
-        props["s3.path-style-access"] = "true" if storage.path_style_access else "false"
-        if storage.path_style_access:
-            props["s3.force-virtual-addressing"] = "false"
-        if storage.credentials is not None:
-            props["s3.access-key-id"] = secrets.get(storage.credentials.access_key_id.secret_ref)
-            props["s3.secret-access-key"] = secrets.get(
-                storage.credentials.secret_access_key.secret_ref
-            )
-            if storage.credentials.session_token is not None:
-                props["s3.session-token"] = secrets.get(
-                    storage.credentials.session_token.secret_ref
-                )
-    return props
-
-
-def _sqlite_uri(uri: str, root: Path) -> str:
-    """A SQLite URL with its path made absolute against the project root (and its folder made)."""
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix) or uri == "sqlite:///:memory:":
-        return uri
-    raw = uri[len(prefix) :]
-    path = Path(raw)
-    if not path.is_absolute():
-        path = (root / path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return prefix + str(path)
+    return catalog_mapping.storage_location(artifacts.storage.profile, Path(artifacts.project_root))
 
 
 def catalog_properties(artifacts: CompiledArtifacts, secrets: Secrets) -> dict[str, str]:
-    """The pyiceberg properties of the resolved catalog (in memory only: may hold secrets)."""
-    profile = artifacts.catalog.profile
-    root = Path(artifacts.project_root)
-    props: dict[str, str] = dict(_storage_properties(artifacts, secrets))
-    if isinstance(profile, SqlCatalog):
-        uri = _sqlite_uri(profile.uri, root)
-        if profile.password is not None and "://" in uri and "@" in uri:
-            # user@host → user:password@host, quoted for URL safety.
-            scheme, rest = uri.split("://", 1)
-            user, host = rest.split("@", 1)
-            password = quote(secrets.get(profile.password.secret_ref), safe="")
-            uri = f"{scheme}://{user}:{password}@{host}"
-        props.update({"type": "sql", "uri": uri})
-        warehouse = profile.warehouse or storage_location(artifacts)
-        if warehouse:
-            if "://" not in warehouse:
-                warehouse = artifacts.resolve_path(warehouse).as_uri()
-            props["warehouse"] = warehouse
-            if warehouse.startswith("file://"):
-                Path(warehouse[len("file://") :]).mkdir(parents=True, exist_ok=True)
-    elif isinstance(profile, PolarisCatalog | RestCatalog):
-        props.update({"type": "rest", "uri": profile.uri})
-        if profile.warehouse:
-            props["warehouse"] = profile.warehouse
-        creds = profile.credentials
-        if isinstance(creds, OAuth2Auth):
-            secret = secrets.get(creds.client_secret.secret_ref)
-            props["credential"] = f"{creds.client_id}:{secret}"
-            props["oauth2-server-uri"] = creds.token_endpoint or (
-                profile.uri.rstrip("/") + "/v1/oauth/tokens"
-            )
-            if creds.scope:
-                props["scope"] = creds.scope
-        elif isinstance(creds, TokenAuth):
-            props["token"] = secrets.get(creds.token.secret_ref)
-        props.update(profile.properties)
-    elif isinstance(profile, GlueCatalog):
-        props.update({"type": "glue", "glue.region": profile.region})
-        if profile.catalog_id:
-            props["glue.id"] = profile.catalog_id
-        warehouse = profile.warehouse or storage_location(artifacts)
-        if warehouse:
-            props["warehouse"] = warehouse
-        if profile.credentials is not None:
-            props["glue.access-key-id"] = secrets.get(profile.credentials.access_key_id.secret_ref)
-            props["glue.secret-access-key"] = secrets.get(
-                profile.credentials.secret_access_key.secret_ref
-            )
+    """The pyiceberg properties of the resolved catalog (in memory only: may hold secrets).
+
+    Local folders the catalog needs (the SQLite file's folder, a file:// warehouse)
+    are created here, at run time, not when compiling.
+    """
+    props = catalog_mapping.catalog_properties(
+        artifacts.storage.profile,
+        artifacts.catalog.profile,
+        Path(artifacts.project_root),
+        secrets.get,
+    )
+    uri = props.get("uri", "")
+    if props.get("type") == "sql" and uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    warehouse = props.get("warehouse", "")
+    if props.get("type") == "sql" and warehouse.startswith("file://"):
+        Path(warehouse[len("file://") :]).mkdir(parents=True, exist_ok=True)
     return props
 
 
@@ -138,7 +51,8 @@ def catalog_namespace_uri(artifacts: CompiledArtifacts) -> str:
     """The OpenLineage dataset namespace of the catalog's tables (no secrets)."""
     profile = artifacts.catalog.profile
     if isinstance(profile, SqlCatalog):
-        return "iceberg+" + _sqlite_uri(profile.uri, Path(artifacts.project_root)).split("@")[-1]
+        uri = catalog_mapping.sqlite_uri(profile.uri, Path(artifacts.project_root))
+        return "iceberg+" + uri.split("@")[-1]
     if isinstance(profile, PolarisCatalog | RestCatalog):
         base = profile.uri.rstrip("/")
         return f"iceberg+{base}" + (f"/{profile.warehouse}" if profile.warehouse else "")
