@@ -49,7 +49,7 @@ from floe_runtime.runtime.iceberg import (
     publish_table,
 )
 from floe_runtime.runtime.lineage import Dataset, LineageEmitter, RunState
-from floe_runtime.runtime.secrets import Secrets, resolve_secrets
+from floe_runtime.runtime.secrets import Secrets, environ_set, resolve_secrets
 from floe_runtime.runtime.telemetry import Telemetry, create_telemetry
 
 #: dbt resource types that become Dagster assets with their own span and lineage run.
@@ -656,7 +656,7 @@ def _transform_assets(
                 args += ["--vars", json.dumps(target.vars)]
             _make_parent_dirs(artifacts)
             log_path = floe_dir(artifacts) / "dbt" / str(target.index) / "dagster-dbt.log"
-            with session.secrets.exported(), _env(dbt_env()):
+            with session.secrets.exported(), environ_set(dbt_env()):
                 invocation = dbt.cli(
                     args, context=context, raise_on_error=False, target_path=prepared.target_path
                 )
@@ -700,15 +700,3 @@ def _make_parent_dirs(artifacts: CompiledArtifacts) -> None:
         artifacts.resolve_path(profile.path).parent.mkdir(parents=True, exist_ok=True)
 
 
-@contextlib.contextmanager
-def _env(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
