@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from floe_lsp.context import Cursor, cursor_at
+from floe_lsp.convert import Converter
 from floe_lsp.server import FloeLanguageServer
 from floe_lsp.state import SKIP_DIRS, file_kind
 from floe_lsp.tiers import SECTION_KINDS, platform_doc, profile_names, references_in
@@ -27,6 +29,31 @@ def model_for(path: Path) -> type[BaseModel] | None:
     """The model a file is checked against."""
     kind = file_kind(path)
     return Pipeline if kind == "pipeline" else Platform if kind == "platform" else None
+
+
+@dataclass(frozen=True)
+class Located:
+    """A request's position resolved against its document: file, model, converter, cursor."""
+
+    path: Path
+    text: str
+    model: type[BaseModel]
+    conv: Converter
+    cur: Cursor
+
+
+def locate(ls: FloeLanguageServer, uri: str, position: types.Position) -> Located | None:
+    """Where a completion or hover request points, or None for a file floe does not check."""
+    doc = ls.document(uri)
+    if doc is None:
+        return None
+    path, text = doc
+    model = model_for(path)
+    if model is None:
+        return None
+    conv = ls.converter(path, text)
+    pos = conv.from_client(position)
+    return Located(path, text, model, conv, cursor_at(text, pos.line, pos.character))
 
 
 def type_label(slot: Slot) -> str:
@@ -155,18 +182,11 @@ def dbt_folders(root: Path, limit: int = 200) -> list[str]:
 def complete(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.CompletionList:
     """Completion items at a position (never raises for odd text)."""
     empty = types.CompletionList(is_incomplete=False, items=[])
-    doc = ls.document(uri)
-    if doc is None:
+    here = locate(ls, uri, position)
+    if here is None or here.cur.kind == "none":
         return empty
-    path, text = doc
-    model = model_for(path)
-    if model is None:
-        return empty
-    conv = ls.converter(path, text)
+    path, model, conv, cur = here.path, here.model, here.conv, here.cur
     pos = conv.from_client(position)
-    cur = cursor_at(text, pos.line, pos.character)
-    if cur.kind == "none":
-        return empty
     edit_range = conv.range(Range(Position(cur.line, cur.start), Position(cur.line, max(cur.end, pos.character))))
     projects = ls.state.ensure(path)
     if cur.kind == "key":

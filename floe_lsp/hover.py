@@ -6,8 +6,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from floe_lsp.completion import model_for, type_label
-from floe_lsp.context import cursor_at
+from floe_lsp.completion import locate, type_label
 from floe_lsp.server import FloeLanguageServer
 from floe_lsp.tiers import SECTION_KINDS, definitions, implicit_kinds, references_in
 from floe_runtime.analysis import Position, Project, Range
@@ -42,18 +41,10 @@ def _shown(project: Project, path: object) -> str:
 
 def hover(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.Hover | None:
     """Hover contents at a position, or None."""
-    doc = ls.document(uri)
-    if doc is None:
+    here = locate(ls, uri, position)
+    if here is None or here.cur.kind == "none" or not here.cur.text:
         return None
-    path, text = doc
-    model = model_for(path)
-    if model is None:
-        return None
-    conv = ls.converter(path, text)
-    pos = conv.from_client(position)
-    cur = cursor_at(text, pos.line, pos.character)
-    if cur.kind == "none" or not cur.text:
-        return None
+    path, model, conv, cur = here.path, here.model, here.conv, here.cur
     rng = conv.range(Range(Position(cur.line, cur.start), Position(cur.line, cur.end)))
     if cur.kind == "value" and model is Pipeline and len(cur.path) == 1 and cur.path[0] in PROFILE_KINDS:
         body = profile_markdown(ls, ls.state.ensure(path), str(cur.path[0]), cur.text)
