@@ -42,9 +42,10 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def shown_path(file: str) -> str:
     """A path as a person wants to read it: relative to the working directory when inside it."""
     try:
-        return os.path.relpath(file)
-    except ValueError:
+        relative = os.path.relpath(file)
+    except ValueError:  # another drive (Windows)
         return file
+    return file if relative.startswith("..") else relative
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
