@@ -161,13 +161,17 @@ class LineageEmitter:
         facets["floe"] = _FloeRunFacet(self.artifacts, self.attributes)
         return facets
 
+    def _error_facet(self, error: str) -> Any:
+        """dbt's error text as a facet, with every resolved secret value redacted."""
+        return error_message_run.ErrorMessageRunFacet(
+            message=self._secrets.redact(error), programmingLanguage="SQL"
+        )
+
     def pipeline_event(self, state: RunState, error: str | None = None) -> None:
         """An event of the pipeline's own run (the parent of every model's run)."""
         facets = self._run_facets(parent=False)
         if error:
-            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=self._secrets.redact(error), programmingLanguage="SQL"
-            )
+            facets["errorMessage"] = self._error_facet(error)
         self._emit(
             RunEvent(
                 eventType=state,
@@ -197,9 +201,7 @@ class LineageEmitter:
         """START/COMPLETE/FAIL of one model's run, its parent being the pipeline run."""
         facets = self._run_facets(parent=True)
         if error:
-            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=self._secrets.redact(error), programmingLanguage="SQL"
-            )
+            facets["errorMessage"] = self._error_facet(error)
         self._emit(
             RunEvent(
                 eventType=state,
