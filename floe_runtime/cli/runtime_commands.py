@@ -32,9 +32,14 @@ if TYPE_CHECKING:
     from floe_runtime.runtime.assets import NodeResult
 
 
-def _compile(path: Path | None, env: str | None) -> tuple[Project, CompiledArtifacts]:
-    """discover → validate → compile → write artifacts; exit 2 with diagnostics on any problem."""
-    project, artifacts, _ = compile_or_exit(path, env, refused="Not run.", exit_code=EXIT_USAGE)
+def _compile(
+    path: Path | None, env: str | None, refused: str = "Not run."
+) -> tuple[Project, CompiledArtifacts]:
+    """discover → validate → compile → write artifacts; exit 2 with diagnostics on any problem.
+
+    `refused` is the line that ends the diagnostics, saying what did not happen.
+    """
+    project, artifacts, _ = compile_or_exit(path, env, refused=refused, exit_code=EXIT_USAGE)
     return project, artifacts
 
 
@@ -205,7 +210,7 @@ def lineage(
     from floe_runtime.config.platform import FileLineage, HttpLineage
     from floe_runtime.runtime.lineage_html import LineageError, load_events, render_html
 
-    _, artifacts = _compile(path, env)
+    _, artifacts = _compile(path, env, refused="No lineage page written.")
     config = artifacts.observability.lineage
     if isinstance(config, HttpLineage):
         base = config.url.rstrip("/")
@@ -244,7 +249,7 @@ def lineage(
 @click.option("--port", "-p", default=3000, show_default=True, help="Port of the Dagster UI.")
 def dev(path: Path | None, env: str | None, port: int) -> None:
     """Start `dagster dev` on the pipeline's definitions, bound to 127.0.0.1."""
-    project, artifacts = _compile(path, env)
+    project, artifacts = _compile(path, env, refused="Dagster not started.")
     dagster = Path(sys.executable).parent / "dagster"
     executable = str(dagster) if dagster.exists() else shutil.which("dagster")
     if not executable:
@@ -310,7 +315,7 @@ def helm_values(path: Path | None, env: str | None, image: str, tag: str, projec
 
     from floe_runtime.config.base import secret_env_var
 
-    _, artifacts = _compile(path, env)
+    _, artifacts = _compile(path, env, refused="No values printed.")
     name = artifacts.pipeline.name
     secret_name = f"{name}-secrets"
     values = {

@@ -311,8 +311,14 @@ def test_run_with_invalid_config_exits_2_with_diagnostics(tmp_path: Path) -> Non
     floe_yaml.write_text(floe_yaml.read_text().replace("compute: default", "compute: nope"))
     result = floe("run", str(project), "--env", "dev")
     assert result.code == 2, result.output
-    assert "FLOE010" in result.output
+    assert "FLOE010" in result.output and "Not run." in result.output
     assert "Traceback" not in result.output
+    # The other commands over the same project say what they did not do.
+    for args, refused in ((("lineage", "--no-open"), "No lineage page written."),
+                          (("deploy", "helm-values"), "No values printed.")):
+        other = floe(*args, str(project), "--env", "dev")
+        assert other.code == 2 and "FLOE010" in other.output and refused in other.output, other.output
+        assert "Not run." not in other.output
 
 
 def test_run_usage_errors_exit_2(tmp_path: Path) -> None:
