@@ -122,6 +122,25 @@ async def test_document_symbols(client: LanguageClient, project: Path) -> None:
     assert compute.children[0].kind == types.SymbolKind.Module
 
 
+async def test_document_symbols_survive_a_syntax_error(client: LanguageClient, project: Path) -> None:
+    prod = project / "platform" / "prod" / "platform.yaml"
+    text = prod.read_text()
+    # Half-typed: an unclosed flow sequence in the storage section; the file does not parse.
+    broken = text.replace("storage:\n", "storage:\n  half: [typed\n", 1)
+    assert broken != text
+    open_doc(client, prod, broken)
+    symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(text_document=doc_id(prod)))
+    assert symbols is not None
+    assert [s.name for s in symbols] == ["version", "storage", "catalogs", "compute", "observability"]
+    compute = next(s for s in symbols if s.name == "compute")
+    assert isinstance(compute, types.DocumentSymbol) and compute.children
+    assert compute.children[0].name == "default" and compute.children[0].detail == "postgres"
+    assert compute.children[0].kind == types.SymbolKind.Module
+    line = broken.split("\n").index("compute:")
+    assert compute.range.start == types.Position(line=line, character=0)
+    assert compute.selection_range.end == types.Position(line=line, character=len("compute"))
+
+
 async def test_inlay_hints_and_links(client: LanguageClient, project: Path) -> None:
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
