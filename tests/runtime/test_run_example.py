@@ -246,3 +246,23 @@ def test_select_runs_only_the_selected_models(built: tuple[Path, CliResult]) -> 
     ]
     assert ran == ["model.customer_analytics.orders"]
     assert "analytics.orders" in result.stdout and "analytics.customer_orders" not in result.stdout
+
+
+def test_full_refresh_rebuilds_an_incremental_model(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "customer-analytics")
+    # An incremental model with no key: every run appends one row, a full refresh starts over.
+    (project / "dbt" / "models" / "marts" / "run_log.sql").write_text(
+        "{{ config(materialized='incremental') }}\n"
+        "select cast(current_timestamp as varchar) as ran_at\n"
+    )
+
+    def rows() -> int:
+        table = _catalog(project).load_table(("analytics", "run_log"))
+        return int(table.scan().to_arrow().num_rows)
+
+    counts = []
+    for extra in ((), (), ("--full-refresh",)):
+        result = floe("run", str(project), "--env", "dev", "--select", "run_log", *extra)
+        assert result.code == 0, result.output
+        counts.append(rows())
+    assert counts == [1, 2, 1]
