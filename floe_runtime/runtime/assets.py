@@ -75,21 +75,36 @@ class FloeDbtTranslator(DagsterDbtTranslator):
     """How floe maps dbt nodes to Dagster assets, Iceberg tables and lineage datasets.
 
     Asset keys are `<namespace parts>/<model>` so two transforms never collide;
-    table and incremental models are the ones published to Iceberg.
+    table and incremental models are the ones published to Iceberg. A node this
+    transform does not build but another one does (two transforms over one dbt
+    project, say staging then marts) keeps the other transform's key, so Dagster
+    sees the dependency and builds the upstream transform first.
     """
 
-    def __init__(self, artifacts: CompiledArtifacts, target: DbtTarget) -> None:
+    def __init__(
+        self,
+        artifacts: CompiledArtifacts,
+        target: DbtTarget,
+        own: frozenset[str] = frozenset(),
+        built_elsewhere: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True))
         self.artifacts = artifacts
         self.target = target
         self.namespace = target.namespace
+        self.own = own
+        self.built_elsewhere = dict(built_elsewhere or {})
         self._compute_ns = compute_namespace(artifacts)
         self._catalog_ns = catalog_namespace_uri(artifacts)
 
     # -- Dagster
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props.get("resource_type") in ASSET_TYPES:
-            return AssetKey([*self.namespace.split("."), dbt_resource_props["name"]])
+            unique_id = dbt_resource_props.get("unique_id", "")
+            namespace = self.namespace
+            if unique_id not in self.own:
+                namespace = self.built_elsewhere.get(unique_id, namespace)
+            return AssetKey([*namespace.split("."), dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -614,30 +629,72 @@ def build_dbt_assets(
     exclude: str | None = None,
 ) -> list[Any]:
     """One dagster-dbt multi-asset per dbt transform (parsing manifests that are stale)."""
-    assets: list[Any] = []
+    from dagster_dbt.utils import select_unique_ids
+
     env = parse_env(artifacts)
+    planned: list[tuple[PreparedDbt, dict[str, Any], str, str, frozenset[str]]] = []
+    # (dbt project, unique id) → index of the first transform that builds the node.
+    builders: dict[tuple[str, str], int] = {}
+    # (dbt project, test unique id) → indexes of the transforms selecting the test.
+    tests: dict[tuple[str, str], list[int]] = {}
     for target in artifacts.dbt:
         prepared = prepare_dbt(artifacts, target, env)
-        translator = FloeDbtTranslator(artifacts, target)
-        assets.append(_transform_assets(artifacts, prepared, translator, provider, select, exclude))
+        chosen = select or target.select or "fqn:*"
+        left_out = (exclude if select else target.exclude) or ""
+        manifest = prepared.manifest()
+        own = frozenset(select_unique_ids(chosen, left_out, "", None, manifest))
+        for unique_id in own:
+            key = (target.project_dir, unique_id)
+            if unique_id.startswith("test."):
+                tests.setdefault(key, []).append(len(planned))
+            else:
+                builders.setdefault(key, len(planned))
+        planned.append((prepared, manifest, chosen, left_out, own))
+    # A test selected by several transforms (one over staging, one over marts, say)
+    # runs once: with the transform building the model it is defined on, when that
+    # one selects it, else with the last of them.
+    runs_test: dict[tuple[str, str], int] = {}
+    for (project_dir, unique_id), indexes in tests.items():
+        manifest = next(m for p, m, *_ in planned if p.target.project_dir == project_dir)
+        attached = manifest["nodes"].get(unique_id, {}).get("attached_node")
+        home = builders.get((project_dir, attached)) if attached else None
+        runs_test[(project_dir, unique_id)] = home if home in indexes else indexes[-1]
+    assets: list[Any] = []
+    for index, (prepared, manifest, chosen, left_out, own) in enumerate(planned):
+        project_dir = prepared.target.project_dir
+        moved = {
+            uid for uid in own if uid.startswith("test.") and runs_test[(project_dir, uid)] != index
+        }
+        left_out = " ".join([left_out, *sorted(manifest["nodes"][uid]["name"] for uid in moved)])
+        elsewhere = {
+            uid: planned[at][0].target.namespace
+            for (proj, uid), at in builders.items()
+            if proj == project_dir
+        }
+        translator = FloeDbtTranslator(artifacts, prepared.target, own - moved, elsewhere)
+        assets.append(
+            _transform_assets(
+                artifacts, prepared, manifest, translator, provider, chosen, left_out.strip() or None
+            )
+        )
     return assets
 
 
 def _transform_assets(
     artifacts: CompiledArtifacts,
     prepared: PreparedDbt,
+    manifest: dict[str, Any],
     translator: FloeDbtTranslator,
     provider: SessionProvider,
-    select: str | None,
+    select: str,
     exclude: str | None,
 ) -> Any:
     target = prepared.target
-    manifest = prepared.manifest()
 
     @_dbt_assets(
         manifest=manifest,
-        select=select or target.select or "fqn:*",
-        exclude=exclude if select else (target.exclude or None),
+        select=select,
+        exclude=exclude,
         dagster_dbt_translator=translator,
         name=f"dbt_{target.namespace.replace('.', '_')}_{target.index}",
     )

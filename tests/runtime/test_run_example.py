@@ -266,3 +266,36 @@ def test_full_refresh_rebuilds_an_incremental_model(tmp_path: Path) -> None:
         assert result.code == 0, result.output
         counts.append(rows())
     assert counts == [1, 2, 1]
+
+
+def test_two_transforms_over_one_dbt_project_run_in_dependency_order(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "customer-analytics")
+    floe_yaml = project / "floe.yaml"
+    one = "  - type: dbt\n    path: ./dbt\n    namespace: analytics\n"
+    # The marts transform comes first in the file; it must still wait for staging.
+    two = (
+        "  - type: dbt\n    path: ./dbt\n    select: marts\n    namespace: analytics\n"
+        "  - type: dbt\n    path: ./dbt\n    select: \"resource_type:seed staging\"\n"
+        "    namespace: staging\n"
+    )
+    assert one in floe_yaml.read_text()
+    floe_yaml.write_text(floe_yaml.read_text().replace(one, two))
+    result = floe("run", str(project), "--env", "dev")
+    assert result.code == 0, result.output
+    assert "0 failed" in result.stdout
+    catalog = _catalog(project)
+    for mart, rows in MARTS.items():
+        assert catalog.load_table(("analytics", mart)).scan().to_arrow().num_rows == rows
+    # Every node ran once, in one of the two dbt invocations; the relationships test
+    # (a mart against a staging model) ran with the marts, after both were built.
+    invocations = [
+        json.loads(path.read_text())["results"]
+        for path in sorted((project / "target" / "floe" / "dbt").glob("*/run_results.json"))
+    ]
+    assert len(invocations) == 2
+    ran = [r["unique_id"] for results in invocations for r in results]
+    assert len(ran) == len(set(ran))
+    assert all(r["status"] in ("success", "pass") for results in invocations for r in results)
+    marts_run = next(results for results in invocations if any("customer_revenue" in r["unique_id"] for r in results))
+    assert any(r["unique_id"].startswith("test.customer_analytics.relationships_customer_revenue")
+               for r in marts_run)
