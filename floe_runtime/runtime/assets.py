@@ -642,7 +642,9 @@ def build_dbt_assets(
         chosen = select or target.select or "fqn:*"
         left_out = (exclude if select else target.exclude) or ""
         manifest = prepared.manifest()
-        own = frozenset(select_unique_ids(chosen, left_out, "", None, manifest))
+        own: frozenset[str] = frozenset()
+        if len(artifacts.dbt) > 1:  # only transforms sharing a project need to know who builds what
+            own = frozenset(select_unique_ids(chosen, left_out, "", None, manifest))
         for unique_id in own:
             key = (target.project_dir, unique_id)
             if unique_id.startswith("test."):
