@@ -48,8 +48,9 @@ def test_entry_points_show_help() -> None:
     for cmd in ([sys.executable, "-m", "floe_lsp", "--help"], [sys.executable, "-m", "floe_runtime", "lsp", "--help"]):
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         assert "--tcp HOST:PORT" in out
-    bad = subprocess.run([sys.executable, "-m", "floe_lsp", "--tcp", "nope"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "HOST:PORT" in bad.stderr and "Traceback" not in bad.stderr
+    for front in (["floe_lsp"], ["floe_runtime", "lsp"]):
+        bad = subprocess.run([sys.executable, "-m", *front, "--tcp", "nope"], capture_output=True, text=True)
+        assert bad.returncode == 2 and "HOST:PORT" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def _free_port() -> int:
