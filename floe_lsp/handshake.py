@@ -19,6 +19,7 @@ ordinary path: the cache only ever saves time.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -63,13 +64,11 @@ def _code_fingerprint() -> list[Any]:
 
 def _package_dirs(*names: str) -> list[Path]:
     """Folders of installed packages, found without importing them."""
-    out = []
+    out: list[Path] = []
     for name in names:
-        for entry in sys.path:
-            candidate = Path(entry or ".") / name / "__init__.py"
-            if candidate.is_file():
-                out.append(candidate.parent)
-                break
+        spec = importlib.util.find_spec(name)  # a top-level package is located, not run
+        if spec is not None and spec.submodule_search_locations:
+            out.extend(Path(p) for p in spec.submodule_search_locations)
     return out
 
 
@@ -183,6 +182,7 @@ class Handshake:
         self._raw = b""
         self._request_id: Any = None
         self._key: str | None = None
+        self._known: dict[str, Any] | None = None  # the stored reply, when there is one
         self.answered = False
         self._thread = threading.Thread(target=self._run, name="floe-lsp-handshake", daemon=True)
 
@@ -201,10 +201,10 @@ class Handshake:
                 return
             self._request_id = message["id"]
             self._key = reply_key(params)
-            result = load_reply(self._key, self._folder)
-            if result is None:
+            self._known = load_reply(self._key, self._folder)
+            if self._known is None:
                 return
-            self._stdout.write(frame({"jsonrpc": "2.0", "id": self._request_id, "result": result}))
+            self._stdout.write(frame({"jsonrpc": "2.0", "id": self._request_id, "result": self._known}))
             self._stdout.flush()
             self.answered = True
         except (OSError, ValueError, TypeError):
@@ -213,7 +213,9 @@ class Handshake:
     def join(self) -> tuple[ReplayStdin, ReplyFilter]:
         """Wait for the first message; return the streams pygls reads and writes."""
         self._thread.join()
-        out = ReplyFilter(self._stdout, self._request_id, self._key, self.answered, self._folder)
+        out = ReplyFilter(
+            self._stdout, self._request_id, self._key, self._known, self.answered, self._folder
+        )
         return ReplayStdin(self._raw, self._stdin), out
 
 
@@ -221,11 +223,18 @@ class ReplyFilter:
     """stdout for pygls: drops its `initialize` reply when the client has one, else stores it."""
 
     def __init__(
-        self, stream: BinaryIO, request_id: Any, key: str | None, answered: bool, folder: Path | None
+        self,
+        stream: BinaryIO,
+        request_id: Any,
+        key: str | None,
+        known: dict[str, Any] | None,
+        answered: bool,
+        folder: Path | None,
     ) -> None:
         self._stream = stream
         self._request_id = request_id
         self._key = key
+        self._known = known
         self._answered = answered
         self._folder = folder
         self._pending = key is not None
@@ -238,7 +247,7 @@ class ReplyFilter:
                 self._pending = False
                 result = reply.get("result")
                 key = self._key
-                if isinstance(result, dict) and key and load_reply(key, self._folder) != result:
+                if isinstance(result, dict) and key and result != self._known:
                     save_reply(key, result, self._folder)
                 if self._answered:
                     return len(data)
