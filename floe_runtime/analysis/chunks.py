@@ -48,8 +48,6 @@ Placed = dict[tuple[str, int, int], YNode]
 #: Per file, the subtrees moved into place for its latest document, by (chunk, indent,
 #: line): an edit that moves no lines (most keystrokes) copies nothing.
 _placed_by_file: OrderedDict[str, Placed] = OrderedDict()
-_placed: Placed = {}
-_placing: Placed = {}
 
 
 def clear_memo() -> None:
@@ -116,7 +114,7 @@ def _copy(node: YNode, lines: int, cols: int) -> YNode:
     """
     a, b, c, d = node.span
     key = node.key_span
-    key_span = None if key is None else (key[0] + lines, key[1] + cols, key[2] + lines, key[3] + cols)
+    key_span = None if key is None else _moved(key, lines, cols)
     if node.kind == "scalar":
         return _leaf(node, lines, cols, key_span)
     span = (a + lines, b + cols, c + lines, d + cols)
@@ -124,9 +122,8 @@ def _copy(node: YNode, lines: int, cols: int) -> YNode:
         entries: dict[str, YNode] = {}
         for name, child in node.entries.items():
             if child.kind == "scalar":
-                k = child.key_span
-                assert k is not None  # a mapping's values always have their key's span
-                entries[name] = _leaf(child, lines, cols, (k[0] + lines, k[1] + cols, k[2] + lines, k[3] + cols))
+                assert child.key_span is not None  # a mapping's values have their key's span
+                entries[name] = _leaf(child, lines, cols, _moved(child.key_span, lines, cols))
             else:
                 entries[name] = _copy(child, lines, cols)
         return YNode("map", span, key_span, None, "", node.tag, None, entries, [])
@@ -145,20 +142,29 @@ def _leaf(node: YNode, lines: int, cols: int, key_span: Span | None) -> YNode:
     return YNode("scalar", span, key_span, node.value, node.raw, node.tag, node.style, node.entries, node.items)
 
 
-def _place(node: YNode, chunk: str, indent: int, line: int) -> YNode:
-    """`node` (from `chunk` at line 0) moved to `line`, reusing the last load's copy."""
-    key = (chunk, indent, line)
-    placed = _placed.get(key)
-    if placed is None:
-        placed = node if line == 0 and indent == 0 else _copy(node, line, indent)
-    _placing[key] = placed
-    return placed
+class _Placement:
+    """Subtrees moved into place: the previous document's, to reuse, and this one's."""
+
+    def __init__(self, previous: Placed) -> None:
+        self.previous = previous
+        self.used: Placed = {}
+
+    def place(self, node: YNode, chunk: str, indent: int, line: int) -> YNode:
+        """`node` (from `chunk` at line 0) moved to `line`, reusing the last load's copy."""
+        key = (chunk, indent, line)
+        placed = self.previous.get(key)
+        if placed is None:
+            placed = node if line == 0 and indent == 0 else _copy(node, line, indent)
+        self.used[key] = placed
+        return placed
 
 
 _ITEM = re.compile(r"^( *)- ", re.M)
 
 
-def _items(text: str, start: int, end: int, line: int) -> tuple[str, YNode] | None:
+def _items(
+    text: str, start: int, end: int, line: int, placement: _Placement
+) -> tuple[str, YNode] | None:
     """A top-level `key:` whose value is a block sequence, cut into items; None if it is not one.
 
     Each item is parsed with the items' indentation removed and put back in
@@ -191,7 +197,7 @@ def _items(text: str, start: int, end: int, line: int) -> tuple[str, YNode] | No
         tree = _parse(piece, indent)
         if tree is None or tree.kind != "seq" or len(tree.items) != 1 or tree.tag != _SEQ:
             return None
-        items.append(_place(tree.items[0], piece, indent, at_line))
+        items.append(placement.place(tree.items[0], piece, indent, at_line))
         moved = _moved(tree.span, at_line, indent)
         seq_span = moved if seq_span is None else (seq_span[0], seq_span[1], moved[2], moved[3])
         at_line += piece.count("\n")
@@ -227,22 +233,17 @@ def _reend(node: YNode, line: int, col: int, old_col: int) -> YNode:
 
 def load_by_chunks(text: str, file: str) -> YamlDocument | None:
     """The document of `text` built from remembered chunks, or None to parse it whole."""
-    global _placed, _placing
-    _placed, _placing = _placed_by_file.get(file, {}), {}
-    try:
-        doc = _load(text, file)
-    finally:
-        _placed = {}
+    placement = _Placement(_placed_by_file.get(file, {}))
+    doc = _load(text, file, placement)
     if doc is not None:
-        _placed_by_file[file] = _placing  # keep the copies this document uses, and only those
+        _placed_by_file[file] = placement.used  # keep the copies this document uses, and only those
         _placed_by_file.move_to_end(file)
         while len(_placed_by_file) > PLACED_FILES:
             _placed_by_file.popitem(last=False)
-    _placing = {}
     return doc
 
 
-def _load(text: str, file: str) -> YamlDocument | None:
+def _load(text: str, file: str, placement: _Placement) -> YamlDocument | None:
     if len(text) < MIN_CHARS or any(c in text for c in _ODD_BREAKS) or _UNSAFE.search(text):
         return None
     starts = [m.start() for m in _TOP_KEY.finditer(text)]
@@ -258,7 +259,9 @@ def _load(text: str, file: str) -> YamlDocument | None:
         end = starts[index + 1] if index + 1 < len(starts) else len(text)
         line += text.count("\n", previous, start)
         previous = start
-        split = _items(text, start, end, line) if end - start >= MIN_SPLIT_CHARS and index > 0 else None
+        split = None
+        if end - start >= MIN_SPLIT_CHARS and index > 0:
+            split = _items(text, start, end, line, placement)
         if split is not None:
             key, child = split
             first_line = child.key_span[0] if child.key_span else line
@@ -269,7 +272,7 @@ def _load(text: str, file: str) -> YamlDocument | None:
             if tree is None or tree.kind != "map" or len(tree.entries) != 1:
                 return None
             (key, child), = tree.entries.items()
-            child = _place(child, chunk, 0, line)
+            child = placement.place(child, chunk, 0, line)
             if index == 0:
                 root_tag = tree.tag
             moved = _moved(tree.span, line, 0)
