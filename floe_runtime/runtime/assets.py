@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from dagster import AssetExecutionContext, AssetKey, Failure
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
 from dagster_dbt import dbt_assets as _dbt_assets
+from dagster_dbt.utils import select_unique_ids
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -629,74 +630,84 @@ def build_dbt_assets(
     exclude: str | None = None,
 ) -> list[Any]:
     """One dagster-dbt multi-asset per dbt transform (parsing manifests that are stale)."""
-    from dagster_dbt.utils import select_unique_ids
-
     env = parse_env(artifacts)
-    planned: list[tuple[PreparedDbt, dict[str, Any], str, str, frozenset[str]]] = []
-    # (dbt project, unique id) → index of the first transform that builds the node.
-    builders: dict[tuple[str, str], int] = {}
-    # (dbt project, test unique id) → indexes of the transforms selecting the test.
-    tests: dict[tuple[str, str], list[int]] = {}
+    plans: list[_TransformPlan] = []
     for target in artifacts.dbt:
         prepared = prepare_dbt(artifacts, target, env)
         chosen = select or target.select or "fqn:*"
         left_out = (exclude if select else target.exclude) or ""
-        manifest = prepared.manifest()
-        own: frozenset[str] = frozenset()
-        if len(artifacts.dbt) > 1:  # only transforms sharing a project need to know who builds what
-            own = frozenset(select_unique_ids(chosen, left_out, "", None, manifest))
-        for unique_id in own:
-            key = (target.project_dir, unique_id)
+        plans.append(_TransformPlan(prepared, prepared.manifest(), chosen, left_out))
+    if len(plans) > 1:  # only transforms sharing a dbt project need to know who builds what
+        _share_nodes(plans)
+    assets: list[Any] = []
+    for plan in plans:
+        translator = FloeDbtTranslator(artifacts, plan.prepared.target, plan.own, plan.elsewhere)
+        assets.append(_transform_assets(artifacts, plan, translator, provider))
+    return assets
+
+
+@dataclass
+class _TransformPlan:
+    """One transform's dbt selection, and which nodes it builds when transforms share a project."""
+
+    prepared: PreparedDbt
+    manifest: dict[str, Any]
+    select: str
+    exclude: str
+    own: frozenset[str] = frozenset()
+    elsewhere: dict[str, str] = field(default_factory=dict)  # unique id → builder's namespace
+
+
+def _share_nodes(plans: list[_TransformPlan]) -> None:
+    """Give each node to the first transform selecting it, and each shared test to one transform.
+
+    Keys of nodes another transform builds then carry that transform's namespace
+    (Dagster orders the two), and a test selected by several transforms runs with
+    the one building the model it is defined on (else the last), once.
+    """
+    builders: dict[tuple[str, str], int] = {}  # (dbt project, unique id) → plan index
+    tests: dict[tuple[str, str], list[int]] = {}
+    for index, plan in enumerate(plans):
+        project_dir = plan.prepared.target.project_dir
+        plan.own = frozenset(select_unique_ids(plan.select, plan.exclude, "", None, plan.manifest))
+        for unique_id in plan.own:
+            key = (project_dir, unique_id)
             if unique_id.startswith("test."):
-                tests.setdefault(key, []).append(len(planned))
+                tests.setdefault(key, []).append(index)
             else:
-                builders.setdefault(key, len(planned))
-        planned.append((prepared, manifest, chosen, left_out, own))
-    # A test selected by several transforms (one over staging, one over marts, say)
-    # runs once: with the transform building the model it is defined on, when that
-    # one selects it, else with the last of them.
-    runs_test: dict[tuple[str, str], int] = {}
+                builders.setdefault(key, index)
     for (project_dir, unique_id), indexes in tests.items():
-        manifest = next(m for p, m, *_ in planned if p.target.project_dir == project_dir)
+        manifest = plans[indexes[0]].manifest
         attached = manifest["nodes"].get(unique_id, {}).get("attached_node")
         home = builders.get((project_dir, attached)) if attached else None
-        runs_test[(project_dir, unique_id)] = home if home in indexes else indexes[-1]
-    assets: list[Any] = []
-    for index, (prepared, manifest, chosen, left_out, own) in enumerate(planned):
-        project_dir = prepared.target.project_dir
-        moved = {
-            uid for uid in own if uid.startswith("test.") and runs_test[(project_dir, uid)] != index
-        }
-        left_out = " ".join([left_out, *sorted(manifest["nodes"][uid]["name"] for uid in moved)])
-        elsewhere = {
-            uid: planned[at][0].target.namespace
+        runner = home if home in indexes else indexes[-1]
+        for index in indexes:
+            if index != runner:
+                plan = plans[index]
+                plan.own -= {unique_id}
+                plan.exclude = f"{plan.exclude} {manifest['nodes'][unique_id]['name']}".strip()
+    for plan in plans:
+        project_dir = plan.prepared.target.project_dir
+        plan.elsewhere = {
+            uid: plans[at].prepared.target.namespace
             for (proj, uid), at in builders.items()
             if proj == project_dir
         }
-        translator = FloeDbtTranslator(artifacts, prepared.target, own - moved, elsewhere)
-        assets.append(
-            _transform_assets(
-                artifacts, prepared, manifest, translator, provider, chosen, left_out.strip() or None
-            )
-        )
-    return assets
 
 
 def _transform_assets(
     artifacts: CompiledArtifacts,
-    prepared: PreparedDbt,
-    manifest: dict[str, Any],
+    plan: _TransformPlan,
     translator: FloeDbtTranslator,
     provider: SessionProvider,
-    select: str,
-    exclude: str | None,
 ) -> Any:
+    prepared, manifest = plan.prepared, plan.manifest
     target = prepared.target
 
     @_dbt_assets(
         manifest=manifest,
-        select=select,
-        exclude=exclude,
+        select=plan.select,
+        exclude=plan.exclude or None,
         dagster_dbt_translator=translator,
         name=f"dbt_{target.namespace.replace('.', '_')}_{target.index}",
     )
