@@ -12,6 +12,9 @@ import sys
 
 #: Shown by `--help` of both entry points.
 DESCRIPTION = "Start the floe language server (stdio by default)."
+HELP_STDIO = "Talk over stdin/stdout (default)."
+HELP_TCP = "Listen on a TCP address instead."
+HELP_LOG_FILE = "Write a debug log here."
 
 
 class UsageError(ValueError):
@@ -56,9 +59,9 @@ def serve(tcp: str | None = None, log_file: str | None = None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point of `floe-lsp`."""
     parser = argparse.ArgumentParser(prog="floe-lsp", description=DESCRIPTION)
-    parser.add_argument("--stdio", action="store_true", help="Talk over stdin/stdout (default).")
-    parser.add_argument("--tcp", metavar="HOST:PORT", help="Listen on a TCP address instead.")
-    parser.add_argument("--log-file", metavar="FILE", help="Write a debug log here.")
+    parser.add_argument("--stdio", action="store_true", help=HELP_STDIO)
+    parser.add_argument("--tcp", metavar="HOST:PORT", help=HELP_TCP)
+    parser.add_argument("--log-file", metavar="FILE", help=HELP_LOG_FILE)
     args = parser.parse_args(argv)
     try:
         serve(args.tcp, args.log_file)
