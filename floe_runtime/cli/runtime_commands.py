@@ -29,7 +29,7 @@ from floe_runtime.cli.common import (
 if TYPE_CHECKING:
     from floe_runtime.analysis import Project
     from floe_runtime.compiler.artifacts import CompiledArtifacts
-    from floe_runtime.runtime.assets import NodeResult
+    from floe_runtime.runtime.session import NodeResult
 
 
 def _compile(

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from floe_runtime.compiler.artifacts import CompiledArtifacts
-from floe_runtime.runtime.assets import (
+from floe_runtime.runtime.assets import SessionProvider, build_dbt_assets
+from floe_runtime.runtime.secrets import Secrets
+from floe_runtime.runtime.session import (
     NodeResult,
     RunObserver,
     RunSession,
-    SessionProvider,
     _QuietObserver,
-    build_dbt_assets,
 )
-from floe_runtime.runtime.secrets import Secrets
 
 #: Dagster's own console logging off: the CLI draws its own progress.
 QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
