@@ -6,14 +6,17 @@ A provider per run (never the global one) so repeated runs in one process (tests
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -30,9 +33,37 @@ from floe_runtime.compiler.artifacts import CompiledArtifacts
 from floe_runtime.config.platform import ConsoleTraces, FileTraces, OtlpTraces
 from floe_runtime.runtime.secrets import Secrets
 
+# OTLP/JSON writes trace and span ids as hex, where protobuf's JSON mapping writes bytes as base64.
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
-class JsonLinesSpanExporter(SpanExporter):
-    """Appends each finished span as one JSON object per line."""
+
+def _hex_ids(message: dict[str, Any]) -> None:
+    for key in _ID_FIELDS:
+        if key in message:
+            message[key] = base64.b64decode(message[key]).hex()
+
+
+def otlp_json(spans: Sequence[ReadableSpan]) -> str:
+    """One `ExportTraceServiceRequest` in the OTLP/JSON encoding, on one line.
+
+    The protobuf JSON mapping (lowerCamelCase names, 64-bit integers as decimal strings) with
+    the OTLP/JSON deviations: enums as integers and ids as lowercase hex, as the Collector's
+    `otlpjsonfile` receiver reads it.
+    """
+    request: dict[str, Any] = json_format.MessageToDict(
+        encode_spans(spans), use_integers_for_enums=True
+    )
+    for resource_spans in request.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                _hex_ids(span)
+                for link in span.get("links", []):
+                    _hex_ids(link)
+    return json.dumps(request, separators=(",", ":"))
+
+
+class OtlpJsonFileSpanExporter(SpanExporter):
+    """Appends one OTLP/JSON `ExportTraceServiceRequest` per export call, one per line."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,9 +71,11 @@ class JsonLinesSpanExporter(SpanExporter):
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(json.loads(span.to_json()), separators=(",", ":")) for span in spans]
+        if not spans:
+            return SpanExportResult.SUCCESS
+        line = otlp_json(spans)
         with self._lock, self._path.open("a", encoding="utf-8") as out:
-            out.write("".join(line + "\n" for line in lines))
+            out.write(line + "\n")
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -93,7 +126,7 @@ def create_telemetry(
     processor: SpanProcessor
     if isinstance(config, FileTraces):
         path = artifacts.resolve_path(config.path)
-        exporter = JsonLinesSpanExporter(path)
+        exporter = OtlpJsonFileSpanExporter(path)
         processor = SimpleSpanProcessor(exporter)
         description = str(path)
     elif isinstance(config, ConsoleTraces):

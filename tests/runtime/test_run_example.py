@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.runtime.conftest import CliResult, copy_example, floe
+from tests.runtime.otlp import load_spans
 
 pytestmark = pytest.mark.slow
 
@@ -82,13 +83,13 @@ def test_tables_published_to_sqlite_catalog(built: tuple[Path, CliResult]) -> No
 
 def test_one_span_per_asset_and_per_publish(built: tuple[Path, CliResult]) -> None:
     project, result = built
-    spans = _jsonl(project / ".floe" / "traces.jsonl")
-    roots = [s for s in spans if s["parent_id"] is None]
+    spans = load_spans(project / ".floe" / "traces.jsonl")
+    roots = [s for s in spans if s["parent_span_id"] is None]
     assert len(roots) == 1
     root = roots[0]
     assert root["attributes"]["floe.status"] == "success"
     assert root["attributes"]["team"] == "growth"  # floe.yaml observability.attributes
-    assert len({s["context"]["trace_id"] for s in spans}) == 1
+    assert len({s["trace_id"] for s in spans}) == 1
     assets = [s for s in spans if s["name"].startswith(("dbt.model", "dbt.seed"))]
     assert sorted(s["attributes"]["dbt.unique_id"].split(".")[-1] for s in assets) == sorted(ASSETS)
     for span in assets:
@@ -96,7 +97,7 @@ def test_one_span_per_asset_and_per_publish(built: tuple[Path, CliResult]) -> No
         assert attrs["floe.pipeline"] == "customer-analytics"
         assert attrs["floe.environment"] == "dev"
         assert attrs["floe.status"] == "success"
-        assert span["parent_id"] == root["context"]["span_id"]
+        assert span["parent_span_id"] == root["span_id"]
     publishes = {
         s["attributes"]["iceberg.table"]: s for s in spans if s["name"].startswith("floe.publish")
     }
@@ -236,13 +237,12 @@ def test_select_runs_only_the_selected_models(built: tuple[Path, CliResult]) -> 
     project, _ = built
     result = floe("run", str(project), "--env", "dev", "--select", "orders")
     assert result.code == 0, result.output
-    spans = _jsonl(project / ".floe" / "traces.jsonl")
-    last_root = [s for s in spans if s["parent_id"] is None][-1]
+    spans = load_spans(project / ".floe" / "traces.jsonl")
+    last_root = [s for s in spans if s["parent_span_id"] is None][-1]
     ran = [
         s["attributes"]["dbt.unique_id"]
         for s in spans
-        if s["context"]["trace_id"] == last_root["context"]["trace_id"]
-        and s["name"].startswith("dbt.")
+        if s["trace_id"] == last_root["trace_id"] and s["name"].startswith("dbt.")
     ]
     assert ran == ["model.customer_analytics.orders"]
     assert "analytics.orders" in result.stdout and "analytics.customer_orders" not in result.stdout
