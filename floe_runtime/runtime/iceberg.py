@@ -5,11 +5,12 @@ Catalog properties (including resolved secrets) are built in memory, never writt
 
 from __future__ import annotations
 
-import warnings
+import contextlib
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from floe_runtime.compiler import catalog as catalog_mapping
 from floe_runtime.compiler.artifacts import CompiledArtifacts
@@ -19,6 +20,12 @@ from floe_runtime.runtime.secrets import Secrets
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped]
     from pyiceberg.catalog import Catalog
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.schema import Schema
+    from pyiceberg.table import Table, Transaction
+    from pyiceberg.table.update.schema import UpdateSchema
+    from pyiceberg.typedef import TableVersion
+    from pyiceberg.types import IcebergType
 
 
 def storage_location(artifacts: CompiledArtifacts) -> str | None:
@@ -99,12 +106,18 @@ def iceberg_compatible(table: pa.Table) -> pa.Table:
 
 @dataclass(frozen=True)
 class PublishResult:
-    """What a publish wrote."""
+    """What a publish wrote.
+
+    `schema_changes` lists, one human-readable line each, how the table's schema changed to
+    follow the model (``amount: int → long (promoted)``, ``code: string → int (replaced)``,
+    ``old_col removed``, ``new_col added (string)``); empty when it did not change.
+    """
 
     identifier: str
     rows: int
     snapshot_id: int | None
     columns: list[tuple[str, str]]
+    schema_changes: list[str] = dataclasses.field(default_factory=list)
 
 
 def publish_table(
@@ -115,37 +128,292 @@ def publish_table(
     properties: Mapping[str, str],
     ensure_namespace: bool = True,
 ) -> PublishResult:
-    """Replace the table's content with `data` in one atomic snapshot, evolving added columns."""
+    """Replace the table's content with `data` in one commit and one snapshot.
+
+    The table's schema follows `data`: promotable types (int → long, float → double,
+    decimal(P,S) → decimal(P',S) with P' > P) evolve in place and keep their column ids; any
+    other type change replaces the column (a new column id under the same name), columns the
+    model no longer has are removed and new ones added. All of it, the table `properties` and
+    the new data files go to the catalog as one commit holding one `overwrite` snapshot, so
+    readers see the old schema with the old rows or the new schema with the new rows, never
+    a mix and never an empty table in between. If the commit fails (including a conflicting
+    concurrent commit), the table stays at its previous snapshot and schema, and the data
+    files written for it are deleted again.
+
+    A new table is created together with its first snapshot in one commit.
+    """
     from pyiceberg.exceptions import NoSuchTableError
 
     data = iceberg_compatible(data)
     ident = (*namespace.split("."), name)
     if ensure_namespace:
         catalog.create_namespace_if_not_exists(tuple(namespace.split(".")))
+    changes: list[str] = []
     try:
         table = catalog.load_table(ident)
     except NoSuchTableError:
-        table = catalog.create_table(ident, schema=data.schema, properties=dict(properties))
-        table.append(data)
+        tx = catalog.create_table_transaction(
+            ident, schema=data.schema, properties=dict(properties)
+        )
+        tx.append(data)
+        table = tx.commit_transaction()
     else:
-        if _needs_evolution(table.schema(), data.schema):
-            # A separate commit before the data: a column added by the model is optional, so
-            # readers of the previous snapshot are unaffected if the overwrite then fails.
-            with table.update_schema() as update:
-                update.union_by_name(data.schema)
-        with warnings.catch_warnings():
-            # pyiceberg warns when the overwrite's delete matched nothing (an empty table).
-            warnings.simplefilter("ignore", UserWarning)
-            with table.transaction() as tx:
-                tx.set_properties(dict(properties))
-                tx.overwrite(data)
-    snapshot = table.current_snapshot()  # the transaction refreshed `table` on commit
+        table, changes = _replace(table, ".".join(ident), data, properties)
+    snapshot = table.current_snapshot()
     columns = [(f.name, str(f.field_type)) for f in table.schema().fields]
     return PublishResult(
-        ".".join(ident), data.num_rows, snapshot.snapshot_id if snapshot else None, columns
+        ".".join(ident), data.num_rows, snapshot.snapshot_id if snapshot else None, columns, changes
     )
 
 
-def _needs_evolution(current: Any, arrow_schema: pa.Schema) -> bool:
-    names = {f.name for f in current.fields}
-    return any(field.name not in names for field in arrow_schema)
+def _replace(
+    table: Table, identifier: str, data: pa.Table, properties: Mapping[str, str]
+) -> tuple[Table, list[str]]:
+    """Evolve the schema, set the properties and swap all data files in one transaction.
+
+    pyiceberg's own `Transaction.overwrite` stages a DELETE snapshot and then an APPEND one
+    (time travel to the first shows an empty table), so the swap is one explicit overwrite
+    snapshot: every data file of the current snapshot deleted, the new ones added.
+    """
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+    from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
+    from pyiceberg.table.update import AssertCurrentSchemaId
+
+    current = table.schema()
+    plan = _plan_schema(current, _iceberg_schema(data.schema, table.format_version))
+    _check_changeable(table, identifier, plan)
+    previous_files = _live_data_files(table)
+
+    tx = table.transaction()
+    # The changes were worked out against this schema: a concurrent schema change must fail
+    # the commit rather than be overwritten. (Schema updates add the same requirement.)
+    tx._stage((), (AssertCurrentSchemaId(current_schema_id=current.schema_id),))
+    tx.set_properties(dict(properties))
+    _evolve(tx, plan)
+    _check_pyarrow_schema_compatible(
+        tx.table_metadata.schema(), data.schema, format_version=tx.table_metadata.format_version
+    )
+
+    written: list[DataFile] = []
+    committing = False
+    try:
+        swap = tx.update_snapshot().overwrite()
+        for data_file in previous_files:
+            swap.delete_data_file(data_file)
+        if data.num_rows:  # (pyiceberg cannot bin-pack an empty table: no files then)
+            for data_file in _dataframe_to_data_files(
+                table_metadata=tx.table_metadata, df=data, io=table.io, write_uuid=swap.commit_uuid
+            ):
+                written.append(data_file)
+                swap.append_data_file(data_file)
+        swap.commit()  # stages the snapshot (built on the evolved schema) into `tx`
+        committing = True
+        table = tx.commit_transaction()
+    except BaseException as exc:
+        # Before the commit, or when the catalog says it refused it, nothing references the
+        # new files. Any other commit error leaves the outcome unknown: keep them then.
+        if not committing or isinstance(exc, CommitFailedException | ValidationException):
+            for data_file in written:
+                with contextlib.suppress(Exception):
+                    table.io.delete(data_file.file_path)
+        raise
+    return table, plan.lines
+
+
+@dataclass
+class _SchemaPlan:
+    """How the table's top-level columns change to become the model's."""
+
+    removed: list[str] = dataclasses.field(default_factory=list)
+    replaced: dict[str, IcebergType] = dataclasses.field(default_factory=dict)
+    promoted: dict[str, IcebergType] = dataclasses.field(default_factory=dict)
+    optional: list[str] = dataclasses.field(default_factory=list)
+    added: dict[str, IcebergType] = dataclasses.field(default_factory=dict)
+    order: list[str] = dataclasses.field(default_factory=list)  # the model's column order
+    reorder: bool = False  # whether the columns need moving to get that order
+    lines: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.removed
+            or self.replaced
+            or self.promoted
+            or self.optional
+            or self.added
+            or self.reorder
+        )
+
+
+def _plan_schema(current: Schema, target: Schema) -> _SchemaPlan:
+    """Compare the table's schema with the model's (top-level columns, by exact name)."""
+    plan = _SchemaPlan(order=[f.name for f in target.fields])
+    old = {f.name: f for f in current.fields}
+    for new in target.fields:
+        was = old.get(new.name)
+        if was is None:
+            plan.added[new.name] = new.field_type
+            plan.lines.append(f"{new.name} added ({_type_text(new.field_type)})")
+            continue
+        old_text, new_text = _type_text(was.field_type), _type_text(new.field_type)
+        if _fits(was.field_type, new.field_type):
+            pass
+        elif _promotable(was.field_type, new.field_type):
+            plan.promoted[new.name] = new.field_type
+            plan.lines.append(f"{new.name}: {old_text} → {new_text} (promoted)")
+        else:
+            plan.replaced[new.name] = new.field_type
+            plan.lines.append(f"{new.name}: {old_text} → {new_text} (replaced)")
+        if was.required and new.name not in plan.replaced:
+            plan.optional.append(new.name)
+            plan.lines.append(f"{new.name}: required → optional")
+    wanted = set(plan.order)
+    for was in current.fields:
+        if was.name not in wanted:
+            plan.removed.append(was.name)
+            plan.lines.append(f"{was.name} removed")
+    # Added and replaced columns land at the end; move columns only if that is not the order.
+    kept_before = [
+        f.name for f in current.fields if f.name in wanted and f.name not in plan.replaced
+    ]
+    kept_after = [n for n in plan.order if n in old and n not in plan.replaced]
+    appended = [n for n in plan.order if n in plan.added or n in plan.replaced]
+    plan.reorder = kept_before + appended != plan.order
+    if kept_before != kept_after:
+        plan.lines.append("columns reordered: " + ", ".join(plan.order))
+    return plan
+
+
+def _evolve(tx: Transaction, plan: _SchemaPlan) -> None:
+    """Stage the plan's schema changes in `tx` (not yet committed)."""
+    if plan.empty:
+        return
+    with tx.update_schema() as update:
+        for name in plan.removed:
+            update.delete_column(name)
+        for name in plan.order:
+            if name in plan.replaced:
+                # Delete and re-add under the same name: allowed in one update, and the new
+                # column gets a fresh id, so old files are never read with the new type.
+                update.delete_column(name)
+                update.add_column(name, plan.replaced[name])
+            elif name in plan.promoted:
+                update.update_column(name, plan.promoted[name])
+            elif name in plan.added:
+                update.add_column(name, plan.added[name])
+        for name in plan.optional:
+            update.make_column_optional(name)
+        if plan.reorder and not plan.replaced:
+            _move_into_order(update, plan.order)
+    if plan.reorder and plan.replaced:
+        # Within the update above a replaced column's name still means the deleted column,
+        # so moving it fails; a second update on the staged schema (same commit) can.
+        with tx.update_schema() as update:
+            _move_into_order(update, plan.order)
+
+
+def _move_into_order(update: UpdateSchema, order: list[str]) -> None:
+    for position, name in enumerate(order):
+        if position == 0:
+            update.move_first(name)
+        else:
+            update.move_after(name, order[position - 1])
+
+
+def _check_changeable(table: Table, identifier: str, plan: _SchemaPlan) -> None:
+    """Refuse to drop or retype a column the table's layout depends on (before writing)."""
+    schema = table.schema()
+    used: dict[int, str] = {}
+    for spec_field in table.spec().fields:
+        used.setdefault(spec_field.source_id, "partition spec")
+    for sort_field in table.sort_order().fields:
+        used.setdefault(sort_field.source_id, "sort order")
+    for field_id in schema.identifier_field_ids:
+        used.setdefault(field_id, "identifier fields")
+    for name in [*plan.removed, *plan.replaced]:
+        if (what := used.get(schema.find_field(name).field_id)) is not None:
+            verb = "remove" if name in plan.removed else "change the type of"
+            raise ValueError(
+                f"cannot {verb} column {name!r} of Iceberg table {identifier}: its {what} uses it"
+            )
+
+
+def _live_data_files(table: Table) -> list[DataFile]:
+    """The data files of the table's current snapshot."""
+    from pyiceberg.manifest import ManifestContent
+
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return []
+    return [
+        entry.data_file
+        for manifest in snapshot.manifests(table.io)
+        if manifest.content == ManifestContent.DATA
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    ]
+
+
+def _iceberg_schema(arrow_schema: pa.Schema, format_version: TableVersion) -> Schema:
+    """The Iceberg schema (ids not yet assigned) pyiceberg makes of an Arrow schema."""
+    from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
+
+    return _pyarrow_to_schema_without_ids(arrow_schema, format_version=format_version)
+
+
+def _promotable(old: IcebergType, new: IcebergType) -> bool:
+    """Iceberg's in-place type promotions (spec "Schema Evolution"; pyiceberg's `promote`).
+
+    pyiceberg's `promote` also lets decimal scale change (it compares a scale with itself)
+    and string ↔ binary pass, which the spec does not allow, so the rules are spelt out.
+    There is no date → timestamp promotion.
+    """
+    from pyiceberg.types import DecimalType, DoubleType, FloatType, IntegerType, LongType
+
+    if isinstance(old, IntegerType):
+        return isinstance(new, LongType)
+    if isinstance(old, FloatType):
+        return isinstance(new, DoubleType)
+    if isinstance(old, DecimalType) and isinstance(new, DecimalType):
+        return new.scale == old.scale and new.precision > old.precision
+    return False
+
+
+def _fits(old: IcebergType, new: IcebergType) -> bool:
+    """Whether the column type `old` already is `new` (ignoring ids; optional may hold required)."""
+    from pyiceberg.types import ListType, MapType, StructType
+
+    if isinstance(old, StructType) and isinstance(new, StructType):
+        return len(old.fields) == len(new.fields) and all(
+            a.name == b.name
+            and (b.required or not a.required)
+            and _fits(a.field_type, b.field_type)
+            for a, b in zip(old.fields, new.fields, strict=True)
+        )
+    if isinstance(old, ListType) and isinstance(new, ListType):
+        return (new.element_required or not old.element_required) and _fits(
+            old.element_type, new.element_type
+        )
+    if isinstance(old, MapType) and isinstance(new, MapType):
+        return (
+            (new.value_required or not old.value_required)
+            and _fits(old.key_type, new.key_type)
+            and _fits(old.value_type, new.value_type)
+        )
+    if old.is_primitive and new.is_primitive:
+        return old == new
+    return False
+
+
+def _type_text(t: IcebergType) -> str:
+    """An Iceberg type as text, without the field ids nested types print."""
+    from pyiceberg.types import ListType, MapType, StructType
+
+    if isinstance(t, StructType):
+        return (
+            "struct<" + ", ".join(f"{f.name}: {_type_text(f.field_type)}" for f in t.fields) + ">"
+        )
+    if isinstance(t, ListType):
+        return f"list<{_type_text(t.element_type)}>"
+    if isinstance(t, MapType):
+        return f"map<{_type_text(t.key_type)}, {_type_text(t.value_type)}>"
+    return str(t)

@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 import yaml
 
@@ -54,46 +53,6 @@ def test_secrets_never_shown() -> None:
     with secrets.exported():
         assert os.environ["PG_PASSWORD"] == "hunter2-sentinel"
     assert "PG_PASSWORD" not in os.environ
-
-
-# ---------------------------------------------------------------- Iceberg
-
-
-def test_publish_overwrites_and_evolves_added_columns(tmp_path: Path) -> None:
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    from floe_runtime.runtime.iceberg import publish_table
-
-    catalog = SqlCatalog(
-        "default", uri=f"sqlite:///{tmp_path / 'c.db'}", warehouse=(tmp_path / "wh").as_uri()
-    )
-    props = {"floe.pipeline": "p", "floe.run-id": "r1", "dbt.unique-id": "model.p.t"}
-    first = publish_table(catalog, "analytics", "t", pa.table({"id": [1, 2]}), props)
-    assert first.rows == 2
-    data = pa.table({"id": pa.array([1, 2, 3], pa.uint8()), "name": ["a", "b", "c"]})
-    second = publish_table(catalog, "analytics", "t", data, {**props, "floe.run-id": "r2"})
-    table = catalog.load_table(("analytics", "t"))
-    assert [f.name for f in table.schema().fields] == ["id", "name"]
-    assert table.scan().to_arrow().num_rows == 3  # replaced, not appended
-    assert table.properties["floe.run-id"] == "r2"
-    assert second.snapshot_id != first.snapshot_id
-    # The previous snapshot is still there for time travel.
-    assert table.scan(snapshot_id=first.snapshot_id).to_arrow().num_rows == 2
-
-
-def test_incompatible_type_change_leaves_table_untouched(tmp_path: Path) -> None:
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    from floe_runtime.runtime.iceberg import publish_table
-
-    catalog = SqlCatalog(
-        "default", uri=f"sqlite:///{tmp_path / 'c.db'}", warehouse=(tmp_path / "wh").as_uri()
-    )
-    first = publish_table(catalog, "ns", "t", pa.table({"id": [1, 2]}), {})
-    with pytest.raises(Exception):  # noqa: B017 - pyiceberg's own error type varies by path
-        publish_table(catalog, "ns", "t", pa.table({"id": ["x"]}), {})
-    table = catalog.load_table(("ns", "t"))
-    assert table.current_snapshot().snapshot_id == first.snapshot_id
 
 
 # ---------------------------------------------------------------- telemetry and lineage
