@@ -113,3 +113,23 @@ def test_every_schema_property_has_a_description(kind: str) -> None:
             if "description" not in prop:
                 missing.append(f"{definition['title']}.{key}")
     assert missing == []
+
+
+def test_schema_takes_a_secret_ref_as_a_duckdb_setting() -> None:
+    validator = Draft202012Validator(json_schema("platform"))
+
+    def errors(value: Any) -> list[str]:
+        doc = {
+            "version": "1",
+            "compute": {
+                "default": {
+                    "type": "duckdb",
+                    "settings": {"s3_region": "eu-west-1", "s3_secret_access_key": value},
+                }
+            },
+        }
+        return [e.message for e in validator.iter_errors(doc)]
+
+    assert errors({"secret_ref": "lake-secret"}) == []
+    assert errors({"secret_ref": "lake-secret", "value": "x"})
+    assert errors({"secret_ref": "Not A Name"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -47,6 +47,16 @@ _TYPE_NAMES = {
     "bool_type": "true or false",
     "bool_parsing": "true or false",
 }
+
+
+# What a scalar member of a plain union says when it is given a mapping.
+_SCALAR_TYPE_ERRORS = frozenset(
+    {"string_type", "int_type", "float_type", "bool_type", "int_parsing", "bool_parsing"}
+)
+
+
+def _takes_a_model(tp: Any) -> bool:
+    return any(isinstance(m, type) and issubclass(m, BaseModel) for m in get_args(tp))
 
 
 def looks_like_credential(key: str) -> bool:
@@ -176,6 +186,11 @@ def _map_error(
             doc.file, rng, "FLOE003", message, path=list(path), key=key, suggestion=suggestion
         )
     if kind == "missing":
+        here = doc.node(path)
+        if loc and isinstance(loc[-1], str) and here is not None and here.kind == "map":
+            # loc ends with the missing key, which is absent; under a plain union (`settings:
+            # {x: {}}`, x maybe a SecretRef) the path walk takes it for a member name and drops it.
+            path = (*path, loc[-1])
         return _missing(doc, path, str(path[-1]))
     if kind == "union_tag_not_found":
         disc = str(ctx.get("discriminator", "type")).strip("'")
@@ -211,6 +226,17 @@ def _map_error(
     slot = slot_at(model, path, data)
     if slot is not None and slot.model is SecretRef and node is not None and _is_literal(node):
         return _literal_credential(doc, node, path, str(path[-1]))
+    if (
+        kind in _SCALAR_TYPE_ERRORS
+        and node is not None
+        and node.kind == "map"
+        and slot is not None
+        and is_plain_union(slot)
+        and _takes_a_model(slot.tp)
+    ):
+        # A mapping where `str | ... | SecretRef` stands is meant for the model: the
+        # scalar members' complaints are noise, the model's own errors say what is wrong.
+        return None
     if slot is not None and is_plain_union(slot):
         message = f"'{key}' should be {describe(slot.tp)}"
     else:

@@ -32,6 +32,17 @@ def secret_jinja(name: str) -> str:
     return "{{ env_var('" + secret_env_var(name) + "') }}"
 
 
+def _with_env_vars(value: Any) -> Any:
+    """`value` with every secret in it, at any depth (DuckDB `settings`), as an env_var() call."""
+    if isinstance(value, SecretRef):
+        return env_var_ref(value)
+    if isinstance(value, dict):
+        return {key: _with_env_vars(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_env_vars(item) for item in value]
+    return value
+
+
 def _resolve(path: str, root: Path) -> str:
     if path == ":memory:" or path.startswith("md:"):
         return path
@@ -43,15 +54,15 @@ def dbt_output(profile: ComputeProfile, root: Path) -> dict[str, Any]:
     """The dbt output (one target) for a compute profile; paths made absolute against `root`.
 
     floe's field names are the dbt adapters' own (that is how the models were
-    written), so one loop maps every type: unset fields are left out and secrets
-    become `env_var()` calls. Only what differs per adapter is spelled out below.
+    written), so one loop maps every type: unset fields are left out and secrets,
+    nested ones too, become `env_var()` calls. Only what differs per adapter is spelled out below.
     """
     out: dict[str, Any] = {}
     for name, info in type(profile).model_fields.items():
         value = getattr(profile, name)
         if value is None or value == [] or value == {}:
             continue
-        out[info.alias or name] = env_var_ref(value) if isinstance(value, SecretRef) else value
+        out[info.alias or name] = _with_env_vars(value)
     if isinstance(profile, DuckDBCompute):
         out["path"] = _resolve(profile.path, root)
     elif isinstance(profile, PostgresCompute):

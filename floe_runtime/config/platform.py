@@ -219,8 +219,13 @@ class DuckDBCompute(FloeModel):
     )
     threads: int = _THREADS
     extensions: list[str] = Field(default_factory=list, description="DuckDB extensions to load.")
-    settings: dict[str, str | int | bool] = Field(
-        default_factory=dict, description="DuckDB settings (`SET name = value`)."
+    settings: dict[str, str | int | bool | SecretRef] = Field(
+        default_factory=dict,
+        description=(
+            "DuckDB settings (`SET name = value`). A setting that holds a credential "
+            "(`s3_secret_access_key`, `s3_session_token`, ...) is a secret reference, "
+            "`{secret_ref: NAME}`, resolved only when a run needs it."
+        ),
     )
 
 

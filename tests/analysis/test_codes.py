@@ -271,3 +271,53 @@ def test_floe005_messages_say_how_to_fix(make_project: MakeProject) -> None:
     assert messages[(5, True)] == "'nested' should be a string, a number or true/false"
     assert messages[(6, True)] == "'transforms[1]' should be a mapping"
     assert messages[(0, False)] == "'version' should be the string \"1\": put it in quotes"
+
+
+DUCKDB_SETTINGS = """  default:
+    type: duckdb
+    settings:
+      s3_region: eu-west-1
+"""
+
+
+def _with_settings(*lines: str) -> str:
+    return DEV.replace(
+        "  default: {type: duckdb}\n", DUCKDB_SETTINGS + "".join(f"      {x}\n" for x in lines)
+    )
+
+
+def test_duckdb_setting_as_secret_ref_is_clean(make_project: MakeProject) -> None:
+    root = make_project(
+        FLOE, {"dev": _with_settings("s3_secret_access_key: {secret_ref: lake-secret}")}
+    )
+    assert run(root) == []
+
+
+def test_floe020_literal_duckdb_setting(make_project: MakeProject) -> None:
+    # The secret_ref sibling must stay quiet: only the literal is reported.
+    dev = _with_settings(
+        "s3_secret_access_key: abc-sentinel", "s3_session_token: {secret_ref: lake-token}"
+    )
+    root = make_project(FLOE, {"dev": dev})
+    diags = run(root)
+    assert [d.code for d in diags] == ["FLOE020"]
+    assert diags[0].file == str(root / "platform" / "dev" / "platform.yaml")
+    assert diags[0].range == Range.of(10, 28, 10, 40)
+    assert "abc-sentinel" not in diags[0].message
+    assert "secret_ref" in diags[0].message
+
+
+def test_bad_secret_ref_in_duckdb_settings_is_reported_once_where_it_is(
+    make_project: MakeProject,
+) -> None:
+    # A mapping where `str | int | bool | SecretRef` stands is a SecretRef: its own error,
+    # not "should be a string ... or a mapping", and a missing `secret_ref` under its own key.
+    dev = _with_settings("s3_secret_access_key: {secret_ref: Bad_Name}", "s3_session_token: {}")
+    root = make_project(FLOE, {"dev": dev})
+    diags = run(root)
+    assert [(d.code, d.range) for d in diags] == [
+        ("FLOE005", Range.of(10, 41, 10, 49)),
+        ("FLOE004", Range.of(11, 6, 11, 22)),
+    ]
+    assert "Kubernetes secret name" in diags[0].message
+    assert diags[1].message == "missing required key 'secret_ref'"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,42 @@ def test_write_and_load_round_trip(example: Path, tmp_path: Path) -> None:
     assert load_artifacts(artifacts_path) == artifacts
     assert profiles_path.read_text() == artifacts.profiles_yml
     assert json.loads(artifacts_path.read_text())["schema_version"] == "1"
+
+
+DUCKDB_WITH_SECRET_SETTING = """version: "1"
+storage:
+  default: {type: local}
+catalogs:
+  default: {type: sql}
+compute:
+  default:
+    type: duckdb
+    settings:
+      s3_region: eu-west-1
+      s3_secret_access_key: {secret_ref: lake-secret}
+"""
+
+
+def test_duckdb_secret_setting_compiles_to_env_var(
+    make_project: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAKE_SECRET", "lake-sentinel-93f2")  # resolved at run time, never here
+    root = make_project(
+        'name: demo\nversion: "1.0.0"\ntransforms:\n  - type: dbt\n    path: ./dbt\n',
+        {"dev": DUCKDB_WITH_SECRET_SETTING},
+    )
+    artifacts = compile_project(discover(root), "dev")
+    output = yaml.safe_load(artifacts.profiles_yml)["p"]["outputs"]["dev"]
+    assert output["settings"] == {
+        "s3_region": "eu-west-1",
+        "s3_secret_access_key": "{{ env_var('LAKE_SECRET') }}",
+    }
+    assert artifacts.secret_refs == ["lake-secret"]
+    artifacts_path, profiles_path = write_artifacts(artifacts, tmp_path / "out")
+    for text in (
+        artifacts.model_dump_json(),
+        artifacts_path.read_text(),
+        profiles_path.read_text(),
+    ):
+        assert "lake-sentinel-93f2" not in text
+    assert load_artifacts(artifacts_path) == artifacts

@@ -164,3 +164,38 @@ def test_profiles_yml_defines_each_profile_once(tmp_path: Path) -> None:
     doc = yaml.safe_load(text)
     assert list(doc) == ["a", "b"]
     assert doc["a"] == {"target": "prod", "outputs": {"prod": dbt_output(compute, tmp_path)}}
+
+
+def test_duckdb_secret_setting_is_resolved_by_dbt_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    from argparse import Namespace
+
+    from dbt.config.profile import Profile
+    from dbt.config.renderer import ProfileRenderer
+    from dbt.flags import set_from_args
+    from dbt_common.context import set_invocation_context
+
+    compute = ADAPTER.validate_python(
+        {
+            "type": "duckdb",
+            "path": ":memory:",
+            "settings": {
+                "s3_region": "eu-west-1",
+                "s3_secret_access_key": {"secret_ref": "lake-secret"},
+            },
+        }
+    )
+    raw = yaml.safe_load(profiles_yml(["demo"], "dev", compute, tmp_path))
+    settings = raw["demo"]["outputs"]["dev"]["settings"]
+    assert settings["s3_secret_access_key"] == "{{ env_var('LAKE_SECRET') }}"
+    monkeypatch.setenv("LAKE_SECRET", "lake-sentinel-5d0c")
+    set_from_args(Namespace(), None)
+    set_invocation_context(dict(os.environ))  # what dbt's env_var() reads, as in a dbt run
+    profile = Profile.from_raw_profiles(raw, "demo", ProfileRenderer({}))
+    assert profile.credentials.type == "duckdb"
+    assert profile.credentials.settings == {
+        "s3_region": "eu-west-1",
+        "s3_secret_access_key": "lake-sentinel-5d0c",
+    }
