@@ -206,34 +206,82 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
 def lineage(
     path: Path | None, env: str | None, run_id: str, open_browser: bool | None, output: Path | None
 ) -> None:
-    """Render a run's lineage as one self-contained HTML page (datasets, jobs, status)."""
-    from floe_runtime.config.platform import FileLineage, HttpLineage
+    """Render a run's lineage as one self-contained HTML page (datasets, jobs, status).
+
+    \f
+    Reads what the environment's lineage transport wrote: its file (`file`), only that
+    environment's runs even in a file other environments share; for `http`, says where the
+    events went and renders only local events of that environment, if any; `console` and
+    `none` leave nothing to render. When there is nothing, no page is written and a page
+    left at the default place by an earlier call is removed (so nothing opens a stale one).
+    """
+    from typing import NoReturn
+
+    from floe_runtime.config.platform import ConsoleLineage, FileLineage, HttpLineage
+    from floe_runtime.runtime.lineage import public_uri
     from floe_runtime.runtime.lineage_html import LineageError, load_events, render_html
 
     _, artifacts = _compile(path, env, refused="No lineage page written.")
     config = artifacts.observability.lineage
-    if isinstance(config, HttpLineage):
-        base = config.url.rstrip("/")
+    environment = artifacts.environment
+    pipeline = artifacts.pipeline.name
+    default_out = Path(artifacts.project_root) / "target" / "floe" / "lineage.html"
+    out = output or default_out
+
+    def nothing(message: str, code: int = EXIT_OK) -> NoReturn:
+        if output is None and default_out.is_file():
+            default_out.unlink()  # a page from another environment or an earlier run
+        click.echo(message, err=code != EXIT_OK)
+        sys.exit(code)
+
+    if not artifacts.pipeline.observability.lineage:
+        nothing(
+            f"Lineage is off for {pipeline} (floe.yaml observability.lineage): nothing to render."
+        )
+    if isinstance(config, FileLineage):
+        source = artifacts.resolve_path(config.path)
+        if not source.exists():
+            nothing(
+                f"error: no lineage events at {shown_path(str(source))} for environment "
+                f"'{environment}': run 'floe-runtime run --env {environment}' first",
+                EXIT_USAGE,
+            )
+    elif isinstance(config, HttpLineage):
+        base = public_uri(config.url.rstrip("/"))
         ns = config.namespace
-        click.echo(f"Lineage is sent to {base}; Marquez shows it at:")
-        click.echo(f"  {base}/lineage/job/{ns}/{artifacts.pipeline.name}")
-        click.echo(f"  {base}/api/v1/namespaces/{ns}/jobs/{artifacts.pipeline.name}/runs")
-    source = (
-        artifacts.resolve_path(config.path)
-        if isinstance(config, FileLineage)
-        else artifacts.resolve_path("./.floe/lineage.jsonl")
-    )
-    if not source.exists():
-        if isinstance(config, HttpLineage):
-            sys.exit(EXIT_OK)
-        fail(f"no lineage events at {shown_path(str(source))}: run 'floe-runtime run' first")
+        click.echo(
+            f"Lineage of environment '{environment}' is sent to {base}; Marquez shows it at:"
+        )
+        click.echo(f"  {base}/lineage/job/{ns}/{pipeline}")
+        click.echo(f"  {base}/api/v1/namespaces/{ns}/jobs/{pipeline}/runs")
+        # Only events of this environment kept locally (the file transport's default
+        # file, from when the environment wrote one); never another environment's.
+        source = artifacts.resolve_path("./.floe/lineage.jsonl")
+        try:
+            local = source.exists() and bool(
+                load_events(source, None, environment=environment, pipeline=pipeline)
+            )
+        except LineageError:
+            local = False
+        if not local:
+            nothing(f"No local lineage events for environment '{environment}': no page written.")
+    else:
+        where = "printed to standard error" if isinstance(config, ConsoleLineage) else "off"
+        nothing(
+            f"Lineage of environment '{environment}' is {where} (transport "
+            f"'{config.transport}'): nothing to render."
+        )
     try:
-        events = load_events(source, None if run_id == "latest" else run_id)
+        events = load_events(
+            source,
+            None if run_id == "latest" else run_id,
+            environment=environment,
+            pipeline=pipeline,
+        )
     except LineageError as exc:
-        fail(str(exc))
-    out = output or Path(artifacts.project_root) / "target" / "floe" / "lineage.html"
+        nothing(f"error: {exc}", EXIT_USAGE)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(events, title=artifacts.pipeline.name), encoding="utf-8")
+    out.write_text(render_html(events, title=f"{pipeline} ({environment})"), encoding="utf-8")
     click.echo(f"Lineage page: {shown_path(str(out))}")
     if open_browser is None:
         open_browser = bool(os.environ.get("DISPLAY") or sys.platform == "darwin")

@@ -19,6 +19,8 @@ class Reader(Protocol):
 
     def read(self, relation: Relation) -> pa.Table: ...
 
+    def columns(self, relation: Relation) -> list[tuple[str, str]]: ...
+
 
 class Relation:
     """A database relation as dbt names it (database, schema, identifier)."""
@@ -56,6 +58,21 @@ class _DuckDBReader:
             cursor.close()
         return result
 
+    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+        """The relation's columns and their DuckDB types, in order (empty if it does not exist)."""
+        cursor = self._con.cursor()
+        try:
+            rows = cursor.execute(
+                "select column_name, data_type from information_schema.columns"
+                " where lower(table_catalog) = lower(coalesce(?, current_database()))"
+                " and lower(table_schema) = lower(?) and lower(table_name) = lower(?)"
+                " order by ordinal_position",
+                [relation.database, relation.schema, relation.identifier],
+            ).fetchall()
+        finally:
+            cursor.close()
+        return [(str(name), str(kind)) for name, kind in rows]
+
 
 class _PostgresReader:
     def __init__(self, con: Any) -> None:
@@ -72,6 +89,31 @@ class _PostgresReader:
         return (
             pa.table(columns) if rows else pa.table({n: pa.array([], pa.string()) for n in names})
         )
+
+    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+        """The relation's columns and their PostgreSQL types, in order (empty if it does not exist).
+
+        From the system catalog rather than information_schema, whose `data_type` drops
+        lengths and precisions (`character varying`, `numeric`): `format_type` keeps them
+        (`character varying(20)`, `numeric(12,2)`), as psql shows them. Runs in the
+        connection's current transaction, like `read`.
+        """
+        try:
+            with self._con.cursor() as cur:
+                cur.execute(
+                    "select a.attname, format_type(a.atttypid, a.atttypmod)"
+                    " from pg_catalog.pg_attribute a"
+                    " join pg_catalog.pg_class c on c.oid = a.attrelid"
+                    " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+                    " where n.nspname = %s and c.relname = %s"
+                    " and a.attnum > 0 and not a.attisdropped order by a.attnum",
+                    (relation.schema, relation.identifier),
+                )
+                rows = cur.fetchall()
+        except Exception:
+            self._con.rollback()  # a failed statement would poison the connection for `read`
+            raise
+        return [(str(name), str(kind)) for name, kind in rows]
 
 
 @contextmanager

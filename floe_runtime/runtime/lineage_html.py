@@ -24,8 +24,19 @@ def _parent_run_id(event: dict[str, Any]) -> str | None:
     return None
 
 
-def load_events(path: Path, run_id: str | None = None) -> list[dict[str, Any]]:
-    """The events of one pipeline run (`run_id`, or the latest) from an NDJSON file."""
+def _floe_facet(event: dict[str, Any]) -> dict[str, Any]:
+    facet = event.get("run", {}).get("facets", {}).get("floe")
+    return facet if isinstance(facet, dict) else {}
+
+
+def read_events(
+    path: Path, environment: str | None = None, pipeline: str | None = None
+) -> list[dict[str, Any]]:
+    """The run events of an NDJSON file, only those of `environment` and `pipeline` when named.
+
+    Both are read from floe's own run facet, so one file shared by several environments
+    (or pipelines) never mixes them up; an event without that facet belongs to none.
+    """
     events: list[dict[str, Any]] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -34,22 +45,71 @@ def load_events(path: Path, run_id: str | None = None) -> list[dict[str, Any]]:
             event = json.loads(line)
         except ValueError:
             raise LineageError(f"{path}:{number}: not a JSON lineage event") from None
-        if isinstance(event, dict) and "run" in event:
-            events.append(event)
+        if not isinstance(event, dict) or not isinstance(event.get("run"), dict):
+            continue
+        floe = _floe_facet(event)
+        if environment is not None and floe.get("environment") != environment:
+            continue
+        if pipeline is not None and floe.get("pipeline") != pipeline:
+            continue
+        events.append(event)
+    return events
+
+
+def load_events(
+    path: Path,
+    run_id: str | None = None,
+    environment: str | None = None,
+    pipeline: str | None = None,
+) -> list[dict[str, Any]]:
+    """The events of one pipeline run (`run_id`, or the latest) from an NDJSON file.
+
+    With `environment` (and `pipeline`), only that environment's runs count: the latest
+    run is the latest of that environment, never one of another environment sharing the file.
+    """
+    events = read_events(path, environment, pipeline)
+    where = f"{path}" + (f" for environment '{environment}'" if environment else "")
     pipeline_runs = [e["run"]["runId"] for e in events if _parent_run_id(e) is None]
     if not pipeline_runs:
-        raise LineageError(f"no pipeline runs in {path}")
+        raise LineageError(f"no pipeline runs in {where}")
     wanted = run_id or pipeline_runs[-1]
     if wanted not in pipeline_runs:
-        raise LineageError(f"run {wanted} not found in {path}")
+        raise LineageError(f"run {wanted} not found in {where}")
     return [e for e in events if e["run"]["runId"] == wanted or _parent_run_id(e) == wanted]
 
 
+def _job_type(event: dict[str, Any]) -> str:
+    facet = event.get("job", {}).get("facets", {}).get("jobType")
+    return str(facet.get("jobType") or "") if isinstance(facet, dict) else ""
+
+
 def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Nodes (jobs and datasets) and edges of a run, with each job's final state."""
+    """Nodes (jobs and datasets) and edges of a run, with each job's final state.
+
+    TEST runs are not drawn as jobs: their assertions (`dataQualityAssertions`) land on
+    the dataset they tested, which is where a reader looks for them.
+    """
     nodes: dict[str, dict[str, Any]] = {}
     edges: set[tuple[str, str]] = set()
     pipeline: dict[str, Any] = {}
+
+    def dataset(ds: dict[str, Any]) -> str:
+        ds_id = f"ds:{ds.get('namespace')}:{ds.get('name')}"
+        dnode = nodes.setdefault(
+            ds_id,
+            {
+                "id": ds_id,
+                "kind": "dataset",
+                "name": ds.get("name"),
+                "namespace": ds.get("namespace"),
+                "facets": {},
+            },
+        )
+        for key in ("facets", "inputFacets", "outputFacets"):
+            if isinstance(ds.get(key), dict):
+                dnode["facets"].update(ds[key])
+        return ds_id
+
     for event in events:
         job = event.get("job", {})
         if _parent_run_id(event) is None:
@@ -61,6 +121,10 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "eventTime": event.get("eventTime"),
                 "facets": event.get("run", {}).get("facets", {}),
             }
+            continue
+        if _job_type(event) == "TEST":
+            for ds in event.get("inputs") or []:
+                dataset(ds)
             continue
         job_id = f"job:{job.get('namespace')}:{job.get('name')}"
         node = nodes.setdefault(
@@ -76,22 +140,11 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
         node["state"] = event.get("eventType")
         node["runId"] = event["run"]["runId"]
         node["eventTime"] = event.get("eventTime")
+        node["facets"].update(job.get("facets") or {})
         node["facets"].update(event.get("run", {}).get("facets", {}))
         for key, direction in (("inputs", "in"), ("outputs", "out")):
             for ds in event.get(key) or []:
-                ds_id = f"ds:{ds.get('namespace')}:{ds.get('name')}"
-                dnode = nodes.setdefault(
-                    ds_id,
-                    {
-                        "id": ds_id,
-                        "kind": "dataset",
-                        "name": ds.get("name"),
-                        "namespace": ds.get("namespace"),
-                        "facets": {},
-                    },
-                )
-                if ds.get("facets"):
-                    dnode["facets"].update(ds["facets"])
+                ds_id = dataset(ds)
                 edges.add((ds_id, job_id) if direction == "in" else (job_id, ds_id))
     return {
         "pipeline": pipeline,
@@ -166,6 +219,15 @@ function show(id){
     h += '<h2>Schema</h2><table><tr><th>column</th><th>type</th></tr>' +
       schema.fields.map(f=>'<tr><td>'+esc(f.name)+'</td><td>'+esc(f.type||'')+'</td></tr>').join('') + '</table>';
   }
+  const stats = n.facets && n.facets.outputStatistics;
+  if (stats && stats.rowCount !== undefined) h += '<div>rows: <b>'+esc(stats.rowCount)+'</b></div>';
+  const dq = n.facets && n.facets.dataQualityAssertions;
+  if (dq && dq.assertions) {
+    h += '<h2>Tests</h2><table><tr><th>test</th><th>column</th><th>result</th></tr>' +
+      dq.assertions.map(a=>'<tr><td>'+esc(a.name||a.assertion)+'</td><td>'+esc(a.column||'')+'</td><td>'+(a.success?'pass':'<b>fail</b>')+'</td></tr>').join('') + '</table>';
+  }
+  const sql = n.facets && n.facets.sql;
+  if (sql && sql.query) h += '<h2>SQL</h2><pre>'+esc(sql.query)+'</pre>';
   const err = n.facets && n.facets.errorMessage;
   if (err) h += '<h2>Error</h2><pre>'+esc(err.message)+'</pre>';
   h += '<h2>Facets</h2><pre>'+esc(JSON.stringify(n.facets, null, 2))+'</pre>';

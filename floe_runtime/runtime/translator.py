@@ -3,16 +3,38 @@ and OpenLineage datasets (like dagster-dbt's own DagsterDbtTranslator)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetKey
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from floe_runtime.compiler.artifacts import CompiledArtifacts, DbtTarget
-from floe_runtime.config.platform import DuckDBCompute, PostgresCompute
-from floe_runtime.runtime.iceberg import catalog_namespace_uri
-from floe_runtime.runtime.lineage import Dataset
+from floe_runtime.compiler.catalog import sqlite_uri
+from floe_runtime.config.platform import (
+    BigQueryCompute,
+    DuckDBCompute,
+    GlueCatalog,
+    PolarisCatalog,
+    PostgresCompute,
+    RestCatalog,
+    SnowflakeCompute,
+    SparkCompute,
+    SqlCatalog,
+    TrinoCompute,
+)
+from floe_runtime.runtime.iceberg import catalog_namespace_uri, storage_location
+from floe_runtime.runtime.lineage import (
+    JOB_TYPES,
+    Assertion,
+    Dataset,
+    catalog_facet,
+    location_dataset,
+    public_uri,
+    symlinks_facet,
+)
 
 #: dbt resource types that become Dagster assets with their own span and lineage run.
 ASSET_TYPES = ("model", "seed", "snapshot")
@@ -21,13 +43,26 @@ PUBLISHED_MATERIALIZATIONS = ("table", "incremental")
 
 
 def compute_namespace(artifacts: CompiledArtifacts) -> str:
-    """The OpenLineage namespace of relations in the compute engine (no secrets)."""
+    """The OpenLineage namespace of relations in the compute engine (no secrets).
+
+    As the OpenLineage naming conventions have it: `postgres://{host}:{port}`,
+    `trino://{host}:{port}`, `bigquery`, `snowflake://{account}`; DuckDB, which they do not
+    list, as openlineage-dbt names it: `duckdb://{database file}` (absolute path).
+    """
     profile = artifacts.compute.profile
     if isinstance(profile, DuckDBCompute):
         path = profile.path
         return "duckdb://" + (path if path == ":memory:" else str(artifacts.resolve_path(path)))
     if isinstance(profile, PostgresCompute):
         return f"postgres://{profile.host}:{profile.port}"
+    if isinstance(profile, TrinoCompute):
+        return f"trino://{profile.host}:{profile.port}"
+    if isinstance(profile, BigQueryCompute):
+        return "bigquery"
+    if isinstance(profile, SnowflakeCompute):
+        return f"snowflake://{profile.account.lower()}"
+    if isinstance(profile, SparkCompute):
+        return f"spark://{profile.host}:{profile.port}" if profile.host else "spark://local"
     host = getattr(profile, "host", None) or getattr(profile, "account", None) or ""
     return f"{profile.type}://{host or getattr(profile, 'project', '')}"
 
@@ -92,20 +127,287 @@ class FloeDbtTranslator(DagsterDbtTranslator):
         """The OpenLineage job of a node: `<pipeline>.<node name>`."""
         return f"{self.artifacts.pipeline.name}.{props['name']}"
 
-    def compute_dataset(self, props: Mapping[str, Any]) -> Dataset:
-        """The relation a node builds (or a source it reads) in the compute engine."""
-        parts = [props.get("database"), props.get("schema"), props.get("alias") or props["name"]]
-        if props.get("resource_type") == "source":
-            parts[2] = props.get("identifier") or props["name"]
-        columns = [
-            (name, str(col.get("data_type") or ""))
-            for name, col in (props.get("columns") or {}).items()
-        ]
-        return Dataset(self._compute_ns, ".".join(p for p in parts if p), columns)
+    def lineage_tests_job_name(self, props: Mapping[str, Any]) -> str:
+        """The job of the TEST run over a node's tests: `<pipeline>.<node name>.test`."""
+        return f"{self.lineage_job_name(props)}.test"
 
-    def iceberg_dataset(self, props: Mapping[str, Any], columns: list[tuple[str, str]]) -> Dataset:
-        """The Iceberg table a model was published as."""
-        return Dataset(self._catalog_ns, ".".join(self.iceberg_identifier(props)), columns)
+    def lineage_job_type(self, props: Mapping[str, Any]) -> str:
+        """The `jobType` of a node's runs: MODEL, SEED, SNAPSHOT or TEST."""
+        return JOB_TYPES.get(str(props.get("resource_type") or ""), "MODEL")
+
+    def source_path(self, props: Mapping[str, Any]) -> Path | None:
+        """The file that defines a node (its `.sql`, a seed's `.csv`, a test's file), if found."""
+        original = str(props.get("original_file_path") or "")
+        if not original:
+            return None
+        root = Path(self.target.project_dir)
+        for candidate in (
+            root / original,
+            root / "dbt_packages" / str(props.get("package_name") or "") / original,
+        ):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def compiled_sql(self, props: Mapping[str, Any], target_path: Path | None = None) -> str | None:
+        """A node's compiled SQL: from the manifest, else the file dbt compiled it to under
+        `target_path` (`compiled/<package>/<original_file_path>`); None for seeds or before
+        dbt compiled it."""
+        code = props.get("compiled_code")
+        if code:
+            return str(code)
+        original, package = props.get("original_file_path"), props.get("package_name")
+        if target_path is None or not original or not package:
+            return None
+        compiled = Path(target_path) / "compiled" / str(package) / str(original)
+        try:
+            return compiled.read_text(encoding="utf-8") if compiled.is_file() else None
+        except OSError:
+            return None
+
+    def compute_dataset(
+        self,
+        props: Mapping[str, Any],
+        columns: Sequence[tuple[str, str]] | None = None,
+        *,
+        rows: int | None = None,
+        assertions: Sequence[Assertion] = (),
+    ) -> Dataset:
+        """The relation a node builds (or a source it reads) in the compute engine.
+
+        Named as the naming conventions name the engine's tables (`compute_namespace`,
+        `database.schema.table`); an external file (dbt-duckdb `external_location` sources,
+        `external` models with a `location`) by its location; a source read from the
+        pipeline's Iceberg catalog (dbt-duckdb's `iceberg` plugin) as that Iceberg table.
+        `columns` are the relation's real columns as the engine reports them (the compute
+        reader's `columns`): without them there is no schema facet, never one from YAML.
+        """
+        described = {
+            name: str(col.get("description") or "")
+            for name, col in (props.get("columns") or {}).items()
+            if isinstance(col, Mapping) and col.get("description")
+        }
+        real = tuple(columns or ())
+        if props.get("resource_type") == "source":
+            config = _source_config(props)
+            if config.get("plugin") == "iceberg":
+                table = _format(
+                    str(config.get("iceberg_table") or "{schema}.{identifier}"), props, config
+                )
+                if table and "." in table:
+                    namespace, name = table.rsplit(".", 1)
+                    return self._iceberg(namespace, name, real, None, rows, assertions, described)
+            location = config.get("external_location")
+            if isinstance(location, str):
+                formatted = _format(location, props, config)
+                path = _quoted_path(formatted) if formatted else None
+                if path:
+                    ns, name = location_dataset(path)
+                    return Dataset(
+                        ns, name, real, rows=rows, assertions=assertions, descriptions=described
+                    )
+        config = props.get("config") or {}
+        if config.get("materialized") == "external" and isinstance(config.get("location"), str):
+            ns, name = location_dataset(str(config["location"]))
+            return Dataset(ns, name, real, rows=rows, assertions=assertions, descriptions=described)
+        identifier = props.get("alias") or props["name"]
+        if props.get("resource_type") == "source":
+            identifier = props.get("identifier") or props["name"]
+        parts = [props.get("database") or self._default_database(), props.get("schema"), identifier]
+        return Dataset(
+            compute_namespace(self.artifacts),
+            ".".join(str(p) for p in parts if p),
+            real,
+            rows=rows,
+            assertions=assertions,
+            descriptions=described,
+        )
+
+    def iceberg_dataset(
+        self,
+        props: Mapping[str, Any],
+        columns: Sequence[tuple[str, str]] = (),
+        *,
+        location: str | None = None,
+        rows: int | None = None,
+    ) -> Dataset:
+        """The Iceberg table a model was published as, named by its location.
+
+        Namespace and name come from the table's location (`table.location()`, as the
+        publish reports it; without it, the location the catalog gives new tables, when it
+        can be known here: SQL and Glue catalogs). The catalog identifier is a `symlinks`
+        facet (type TABLE: the catalog's URI without credentials, `namespace.table`) and the
+        `catalog` facet says which catalog (iceberg, sql/rest/polaris/glue, its name and
+        URIs). A REST catalog table whose location is unknown is named by that identifier.
+        """
+        namespace, table = self.iceberg_identifier(props)
+        return self._iceberg(namespace, table, tuple(columns), location, rows, (), {})
+
+    def iceberg_location(self, namespace: str, table: str) -> str | None:
+        """Where the catalog puts a new table `namespace.table` (None when the server decides).
+
+        pyiceberg's SQL catalog: `<warehouse>/<namespace>/<table>`; Glue: `…/<namespace>.db/…`.
+        """
+        profile = self.artifacts.catalog.profile
+        if not isinstance(profile, SqlCatalog | GlueCatalog):
+            return None
+        warehouse = profile.warehouse or storage_location(self.artifacts)
+        if not warehouse:
+            return None
+        if "://" not in warehouse:
+            warehouse = self.artifacts.resolve_path(warehouse).as_uri()
+        database = f"{namespace}.db" if isinstance(profile, GlueCatalog) else namespace
+        return f"{warehouse.rstrip('/')}/{database}/{table}"
+
+    def iceberg_catalog_identity(self) -> tuple[str, str]:
+        """(symlink namespace, catalog facet `type`) of the pipeline's Iceberg catalog."""
+        profile = self.artifacts.catalog.profile
+        if isinstance(profile, SqlCatalog):
+            return public_uri(sqlite_uri(profile.uri, Path(self.artifacts.project_root))), "sql"
+        if isinstance(profile, PolarisCatalog | RestCatalog):
+            return public_uri(profile.uri.rstrip("/")), profile.type
+        account = profile.catalog_id
+        return (f"arn:aws:glue:{profile.region}:{account}" if account else "glue"), "glue"
+
+    def _iceberg(
+        self,
+        namespace: str,
+        table: str,
+        columns: tuple[tuple[str, str], ...],
+        location: str | None,
+        rows: int | None,
+        assertions: Sequence[Assertion],
+        descriptions: Mapping[str, str],
+    ) -> Dataset:
+        profile = self.artifacts.catalog.profile
+        symlink_ns, kind = self.iceberg_catalog_identity()
+        identifier = f"{namespace}.{table}"
+        if isinstance(profile, GlueCatalog):
+            symlink_name = f"table/{namespace}/{table}"  # the naming conventions' Glue name
+        else:
+            symlink_name = identifier
+        warehouse: str | None
+        properties: dict[str, str] = {}
+        if isinstance(profile, PolarisCatalog | RestCatalog):
+            warehouse = None
+            if profile.warehouse:
+                properties["warehouse"] = profile.warehouse
+        else:
+            warehouse = profile.warehouse or storage_location(self.artifacts)
+            if warehouse and "://" not in warehouse:
+                warehouse = self.artifacts.resolve_path(warehouse).as_uri()
+        catalog = catalog_facet(
+            kind,
+            self.artifacts.catalog.name,
+            metadata_uri=symlink_ns if "://" in symlink_ns else None,
+            warehouse_uri=warehouse,
+            properties=properties,
+        )
+        location = location or self.iceberg_location(namespace, table)
+        facets: dict[str, Any] = {"catalog": catalog}
+        if location:
+            ds_ns, ds_name = location_dataset(location)
+            if symlink_ns != "glue":  # a Glue catalog without its account id has no name
+                facets["symlinks"] = symlinks_facet([(symlink_ns, symlink_name)])
+        else:
+            ds_ns, ds_name = symlink_ns, symlink_name
+        return Dataset(
+            ds_ns,
+            ds_name,
+            columns,
+            facets,
+            rows=rows,
+            assertions=assertions,
+            descriptions=descriptions,
+        )
+
+    def _default_database(self) -> str | None:
+        """The database of a relation whose manifest entry names none."""
+        profile = self.artifacts.compute.profile
+        if isinstance(profile, DuckDBCompute):
+            return "memory" if profile.path == ":memory:" else Path(profile.path).stem
+        if isinstance(profile, PostgresCompute):
+            return profile.dbname
+        return None
+
+    # -- dbt tests → assertions
+    def tested_nodes(self, test_props: Mapping[str, Any]) -> list[str]:
+        """The nodes a test checks: the one it is attached to, or a singular test's parents."""
+        attached = test_props.get("attached_node")
+        if attached:
+            return [str(attached)]
+        return [
+            str(dep)
+            for dep in (test_props.get("depends_on") or {}).get("nodes", [])
+            if str(dep).split(".")[0] in ("model", "seed", "snapshot", "source")
+        ]
+
+    def assertion(
+        self, test_props: Mapping[str, Any], status: str, failures: int | None = None
+    ) -> Assertion | None:
+        """A dbt test's result as an assertion (None when it did not run: skipped, unknown).
+
+        `assertion` is the generic test (`not_null`, `unique`, …) or a singular test's
+        name; `column` the tested column when there is one; `success` whether the test
+        found no failing rows (a `warn` result is a failure of severity warn).
+        """
+        status = status.lower()
+        if status not in ("pass", "fail", "warn", "error"):
+            return None
+        metadata = test_props.get("test_metadata") or {}
+        name = str(test_props.get("name") or "")
+        column = (metadata.get("kwargs") or {}).get("column_name") or test_props.get("column_name")
+        severity = (test_props.get("config") or {}).get("severity")
+        return Assertion(
+            assertion=str(metadata.get("name") or name),
+            success=status == "pass",
+            column=str(column) if column else None,
+            name=name or None,
+            severity=str(severity).lower() if severity else None,
+            actual=str(failures) if failures is not None else None,
+        )
+
+
+def _source_config(props: Mapping[str, Any]) -> dict[str, Any]:
+    """A source's settings as dbt-duckdb reads them: source meta, table meta, config extras."""
+    merged: dict[str, Any] = {}
+    for part in (
+        props.get("source_meta"),
+        props.get("meta"),
+        (props.get("config") or {}).get("meta"),
+    ):
+        if isinstance(part, Mapping):
+            merged.update(part)
+    config = props.get("config") or {}
+    for key in ("plugin", "iceberg_table", "external_location", "formatter"):
+        if key in config:
+            merged[key] = config[key]
+    return merged
+
+
+def _format(template: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    """A dbt-duckdb source template (`{schema}.{identifier}`) filled in; None if it cannot be."""
+    values = {
+        "name": props.get("name"),
+        "identifier": props.get("identifier") or props.get("name"),
+        "schema": props.get("schema"),
+        "database": props.get("database"),
+        **config,
+    }
+    if str(config.get("formatter") or "newstyle") != "newstyle":
+        return None
+    try:
+        return template.format_map(values)
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def _quoted_path(location: str) -> str | None:
+    """The path in `read_parquet('s3://b/x.parquet')`, or the location itself."""
+    if "(" not in location:
+        return location.strip("'\"")
+    match = re.search(r"'([^']+)'", location)
+    return match.group(1) if match else None
 
 
 def node_props(manifest: Mapping[str, Any], unique_id: str) -> Mapping[str, Any]:
