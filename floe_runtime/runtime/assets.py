@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,20 +23,21 @@ from typing import Any
 from dagster import AssetExecutionContext, Failure
 from dagster_dbt import DbtCliResource
 from dagster_dbt import dbt_assets as _dbt_assets
-from dagster_dbt.utils import select_unique_ids
 
 from floe_runtime.compiler.artifacts import CompiledArtifacts
 from floe_runtime.config.base import secret_env_var
 from floe_runtime.config.platform import DuckDBCompute
-from floe_runtime.runtime.dbt_project import (
-    PreparedDbt,
-    dbt_env,
-    dbt_executable,
-    floe_dir,
-    prepare_dbt,
+from floe_runtime.runtime.dbt_project import dbt_env, dbt_executable, prepare_dbt
+from floe_runtime.runtime.plan import (
+    TransformPlan,
+    fqn_selector,
+    node,
+    parents,
+    plan_transforms,
+    select_ids,
 )
 from floe_runtime.runtime.secrets import environ_set, resolve_secrets
-from floe_runtime.runtime.session import RunSession
+from floe_runtime.runtime.session import RunSession, strip_ansi
 from floe_runtime.runtime.translator import FloeDbtTranslator
 
 
@@ -101,85 +102,37 @@ def build_dbt_assets(
     select: str | None = None,
     exclude: str | None = None,
 ) -> list[Any]:
-    """One dagster-dbt multi-asset per dbt transform (parsing manifests that are stale)."""
+    """One dagster-dbt multi-asset per dbt transform (parsing manifests that are stale).
+
+    `select`/`exclude` narrow every transform's own selection. Raises SelectionError
+    when nothing is left to run, DbtParseError when a project does not parse.
+    """
     env = parse_env(artifacts)
-    plans: list[_TransformPlan] = []
-    for target in artifacts.dbt:
-        prepared = prepare_dbt(artifacts, target, env)
-        chosen = select or target.select or "fqn:*"
-        left_out = (exclude if select else target.exclude) or ""
-        plans.append(_TransformPlan(prepared, prepared.manifest(), chosen, left_out))
-    if len(plans) > 1:  # only transforms sharing a dbt project need to know who builds what
-        _share_nodes(plans)
+    prepared = [prepare_dbt(artifacts, target, env) for target in artifacts.dbt]
     assets: list[Any] = []
-    for plan in plans:
+    for plan in plan_transforms(prepared, select, exclude):
         translator = FloeDbtTranslator(artifacts, plan.prepared.target, plan.own, plan.elsewhere)
         assets.append(_transform_assets(artifacts, plan, translator, provider))
     return assets
 
 
-@dataclass
-class _TransformPlan:
-    """One transform's dbt selection, and which nodes it builds when transforms share a project."""
-
-    prepared: PreparedDbt
-    manifest: dict[str, Any]
-    select: str
-    exclude: str
-    own: frozenset[str] = frozenset()
-    elsewhere: dict[str, str] = field(default_factory=dict)  # unique id → builder's namespace
-
-
-def _share_nodes(plans: list[_TransformPlan]) -> None:
-    """Give each node to the first transform selecting it, and each shared test to one transform.
-
-    Keys of nodes another transform builds then carry that transform's namespace
-    (Dagster orders the two), and a test selected by several transforms runs with
-    the one building the model it is defined on (else the last), once.
-    """
-    builders: dict[tuple[str, str], int] = {}  # (dbt project, unique id) → plan index
-    tests: dict[tuple[str, str], list[int]] = {}
-    for index, plan in enumerate(plans):
-        project_dir = plan.prepared.target.project_dir
-        plan.own = frozenset(select_unique_ids(plan.select, plan.exclude, "", None, plan.manifest))
-        for unique_id in plan.own:
-            key = (project_dir, unique_id)
-            if unique_id.startswith("test."):
-                tests.setdefault(key, []).append(index)
-            else:
-                builders.setdefault(key, index)
-    for (project_dir, unique_id), indexes in tests.items():
-        manifest = plans[indexes[0]].manifest
-        attached = manifest["nodes"].get(unique_id, {}).get("attached_node")
-        home = builders.get((project_dir, attached)) if attached else None
-        runner = home if home in indexes else indexes[-1]
-        for index in indexes:
-            if index != runner:
-                plan = plans[index]
-                plan.own -= {unique_id}
-                plan.exclude = f"{plan.exclude} {manifest['nodes'][unique_id]['name']}".strip()
-    for plan in plans:
-        project_dir = plan.prepared.target.project_dir
-        plan.elsewhere = {
-            uid: plans[at].prepared.target.namespace
-            for (proj, uid), at in builders.items()
-            if proj == project_dir
-        }
-
-
 def _transform_assets(
     artifacts: CompiledArtifacts,
-    plan: _TransformPlan,
+    plan: TransformPlan,
     translator: FloeDbtTranslator,
     provider: SessionProvider,
 ) -> Any:
     prepared, manifest = plan.prepared, plan.manifest
     target = prepared.target
+    # The multi-asset holds exactly the plan's nodes: dbt's eager selection would add
+    # tests another transform runs, so those are excluded by name.
+    select = fqn_selector(manifest, plan.own)
+    extra = select_ids(manifest, select) - plan.own
 
     @_dbt_assets(
         manifest=manifest,
-        select=plan.select,
-        exclude=plan.exclude or None,
+        select=select,
+        exclude=fqn_selector(manifest, extra) if extra else None,
         dagster_dbt_translator=translator,
         name=f"dbt_{target.namespace.replace('.', '_')}_{target.index}",
     )
@@ -191,48 +144,108 @@ def _transform_assets(
             target=target.target,
         )
         with provider.open(context) as session:
-            args = ["build"]
-            if session.full_refresh:
-                args.append("--full-refresh")
-            if target.vars:
-                args += ["--vars", json.dumps(target.vars)]
+            chosen = _chosen_nodes(context, plan, translator)
             _make_parent_dirs(artifacts)
-            log_path = floe_dir(artifacts) / "dbt" / str(target.index) / "dagster-dbt.log"
-            with session.secrets.exported(), environ_set(dbt_env()):
-                invocation = dbt.cli(
-                    args, context=context, raise_on_error=False, target_path=prepared.target_path
-                )
-                with log_path.open("w", encoding="utf-8") as log:
-                    events = invocation.stream_raw_events()
-                    while True:
-                        # dagster-dbt echoes every dbt event to stdout: keep it in a log file.
-                        with contextlib.redirect_stdout(log):
-                            event = next(events, None)
-                        if event is None:
-                            break
-                        session.on_dbt_event(event.raw_event, manifest, translator)
-                        yield from event.to_default_asset_events(
-                            manifest=manifest,
-                            dagster_dbt_translator=translator,
-                            context=context,
-                            target_path=invocation.target_path,
-                        )
-                session.apply_run_results(
-                    invocation.target_path / "run_results.json", manifest, translator
-                )
-                if not invocation.is_successful() and not any(
-                    r.failed for r in session.results.values()
-                ):
-                    session.errors.append(
-                        session.secrets.redact(str(invocation.get_error() or "dbt build failed"))
-                    )
+            skipped: set[str] = set()
+            for number, phase in enumerate(plan.phases):
+                nodes = (phase & chosen) - skipped
+                if not nodes:
+                    continue
+                yield from _dbt_build(dbt, context, session, plan, translator, nodes, number)
+                failed = {uid for uid in nodes if (r := session.results.get(uid)) and r.failed}
+                skipped |= plan.descendants(failed)
+                session.skip(skipped & chosen - nodes, manifest, "an upstream node failed")
+                if session.fatal:
+                    break
             session.publish(manifest, translator)
-            failed = [r for r in session.results.values() if r.failed]
-            if failed or session.errors:
-                names = ", ".join(r.name for r in failed) or "; ".join(session.errors)
+            failed_nodes = [r for r in session.results.values() if r.failed]
+            if failed_nodes or session.errors:
+                names = ", ".join(r.name for r in failed_nodes) or "; ".join(session.errors)
                 raise Failure(description=f"floe run failed: {names}")
 
     return _assets
+
+
+def _chosen_nodes(
+    context: AssetExecutionContext, plan: TransformPlan, translator: FloeDbtTranslator
+) -> frozenset[str]:
+    """The plan's nodes Dagster asked for (all of them, unless a subset was selected)."""
+    selected = context.selected_asset_keys
+    if selected >= set(context.assets_def.keys):
+        return plan.own
+    built = {
+        uid
+        for uid in plan.own
+        if not uid.startswith(("test.", "unit_test."))
+        and translator.get_asset_key(node(plan.manifest, uid)) in selected
+    }
+    # Tests (checks) run when every node they test was selected.
+    tests = {
+        uid
+        for uid in plan.own
+        if uid.startswith(("test.", "unit_test."))
+        and {p for p in parents(plan.manifest, uid) if p in plan.own} <= built
+    }
+    return frozenset(built | tests)
+
+
+def _dbt_build(
+    dbt: DbtCliResource,
+    context: AssetExecutionContext,
+    session: RunSession,
+    plan: TransformPlan,
+    translator: FloeDbtTranslator,
+    nodes: frozenset[str],
+    number: int,
+) -> Iterator[Any]:
+    """One `dbt build` of exactly `nodes`: follow its events, then its run_results.json."""
+    manifest, target = plan.manifest, plan.prepared.target
+    args = ["build", "--select", fqn_selector(manifest, nodes), "--indirect-selection", "empty"]
+    if session.full_refresh:
+        args.append("--full-refresh")
+    if target.vars:
+        args += ["--vars", json.dumps(target.vars)]
+    log_path = plan.prepared.target_path / "dagster-dbt.log"
+    with session.secrets.exported(), environ_set(dbt_env()):
+        # No context: the selection is the plan's, not one dagster-dbt derives from it.
+        invocation = dbt.cli(
+            args,
+            manifest=manifest,
+            dagster_dbt_translator=translator,
+            raise_on_error=False,
+            target_path=plan.prepared.target_path,
+        )
+        with log_path.open("a" if number else "w", encoding="utf-8") as log:
+            events = invocation.stream_raw_events()
+            while True:
+                # dagster-dbt echoes every dbt event to stdout: keep it in a log file.
+                with contextlib.redirect_stdout(log):
+                    event = next(events, None)
+                if event is None:
+                    break
+                session.on_dbt_event(event.raw_event, manifest, translator)
+                yield from event.to_default_asset_events(
+                    manifest=manifest,
+                    dagster_dbt_translator=translator,
+                    context=context,
+                    target_path=invocation.target_path,
+                )
+        session.apply_run_results(invocation.target_path, manifest, translator)
+        if not invocation.is_successful() and not any(
+            session.results[uid].failed for uid in nodes if uid in session.results
+        ):
+            # dbt stopped outside any node (compilation, adapter start-up): nothing ran.
+            session.fatal = True
+            session.errors.append(session.secrets.redact(_dbt_error(invocation.get_error())))
+
+
+def _dbt_error(error: BaseException | None) -> str:
+    """dbt's own words from dagster-dbt's error (which wraps them in the whole command line)."""
+    text = strip_ansi(str(error or "dbt build failed"))
+    marker = "Errors parsed from dbt logs:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    return "\n".join(line.rstrip() for line in text.strip().splitlines() if line.strip())
 
 
 def _make_parent_dirs(artifacts: CompiledArtifacts) -> None:

@@ -37,6 +37,8 @@ class RunOutcome:
     seconds: float = 0.0
     traces: str = "off"
     lineage: str = "off"
+    #: dbt stopped before running any node (compilation or adapter start-up error).
+    fatal: bool = False
 
     @property
     def failed(self) -> bool:
@@ -54,7 +56,8 @@ def run_pipeline(
 ) -> RunOutcome:
     """Run the pipeline in process: dbt via dagster-dbt `materialize`, publish, trace, lineage.
 
-    Raises DbtParseError (project does not parse) or CatalogUnavailable before anything runs.
+    Raises DbtParseError (a project does not parse), SelectionError (nothing selected) or
+    CatalogUnavailable before anything runs.
     """
     from dagster import materialize
 
@@ -110,4 +113,5 @@ def run_pipeline(
         seconds=time.monotonic() - started,
         traces=session.telemetry.description,
         lineage=session.lineage.description,
+        fatal=session.fatal,
     )

@@ -22,12 +22,19 @@ from floe_runtime.compiler.artifacts import CompiledArtifacts
 from floe_runtime.runtime.compute import Relation, UnsupportedCompute, open_reader
 from floe_runtime.runtime.iceberg import PublishResult, load_catalog, publish_table
 from floe_runtime.runtime.lineage import Dataset, LineageEmitter, RunState
+from floe_runtime.runtime.locate import FailureLocation, locate_failure
 from floe_runtime.runtime.secrets import Secrets
 from floe_runtime.runtime.telemetry import Telemetry, create_telemetry
 from floe_runtime.runtime.translator import ASSET_TYPES, FloeDbtTranslator
 from floe_runtime.runtime.translator import node_props as _props
 
 _RESULT_EVENTS = {"LogModelResult", "LogSeedResult", "LogSnapshotResult", "LogTestResult"}
+
+
+#: Statuses dbt's run_results.json gives a node that did not succeed.
+FAILED_STATUSES = ("error", "fail", "runtime error")
+#: Resource types that are tests (data tests and unit tests).
+TEST_TYPES = ("test", "unit_test")
 
 
 @dataclass
@@ -45,11 +52,16 @@ class NodeResult:
     published: PublishResult | None = None
     publish_error: str | None = None
     publish_seconds: float = 0.0
+    #: Why a built table was not published (write-audit-publish: a test on it failed).
+    withheld: str | None = None
+    #: The relation in the compute engine holding what dbt built.
+    relation: str = ""
+    location: FailureLocation | None = None
 
     @property
     def failed(self) -> bool:
         """dbt failed the node (or a test failed), or its publish failed."""
-        return self.status in ("error", "fail", "runtime error") or self.publish_error is not None
+        return self.status in FAILED_STATUSES or self.publish_error is not None
 
 
 class RunObserver(Protocol):
@@ -84,6 +96,11 @@ def _ns(ts: str | None) -> int | None:
     return int(value.replace(tzinfo=UTC).timestamp() * 1e9)
 
 
+def strip_ansi(text: str) -> str:
+    """Text without terminal colour codes (dbt and dagster-dbt colour their messages)."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
 @dataclass
 class RunSession:
     """One pipeline run: its id, secrets, tracer, lineage emitter and node results."""
@@ -96,13 +113,17 @@ class RunSession:
     warn: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
     results: dict[str, NodeResult] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: dbt stopped before running any node (compilation or adapter start-up error).
+    fatal: bool = False
 
     def __post_init__(self) -> None:
         self.telemetry: Telemetry = create_telemetry(self.artifacts, self.secrets)
         self.lineage = LineageEmitter(self.artifacts, self.secrets, self.run_id, self.warn)
         self._root: Span | None = None
         self._spans: dict[str, Span] = {}
+        self._span_ends: dict[str, int | None] = {}  # failed nodes: span ends with dbt's error
         self._model_runs: dict[str, str] = {}
+        self._open_runs: dict[str, tuple[str, list[Dataset], list[Dataset]]] = {}
         self._pending_fail: list[str] = []
         self._read_lock = threading.Lock()
         self._emit_lock = threading.Lock()
@@ -131,8 +152,19 @@ class RunSession:
         return bool(self.errors) or any(r.failed for r in self.results.values())
 
     def finish(self) -> None:
-        """Close the run span, emit the pipeline's COMPLETE/FAIL and flush exporters."""
+        """End every open span and lineage run, then the run's own; flush exporters.
+
+        Whatever stopped the run early (an exception, Dagster, a cancelled step),
+        no model's lineage run stays START-only and no span stays open.
+        """
         failed = self.failed
+        reason = "; ".join(self.errors) or "the run ended before this node finished"
+        for unique_id in list(self._open_runs):
+            self._end_run(unique_id, RunState.ABORT, error=reason)
+        for unique_id, span in list(self._spans.items()):
+            span.set_status(Status(StatusCode.ERROR, reason[:500]))
+            span.end(end_time=self._span_ends.pop(unique_id, None))
+        self._spans.clear()
         if self._root is not None:
             models = [r for r in self.results.values() if r.resource_type in ASSET_TYPES]
             self._root.set_attribute("floe.assets", len(models))
@@ -140,16 +172,48 @@ class RunSession:
                 "floe.failed", sum(1 for r in self.results.values() if r.failed)
             )
             self._root.set_attribute("floe.status", "failed" if failed else "success")
-            self._root.set_status(Status(StatusCode.ERROR if failed else StatusCode.OK))
+            if failed:
+                self._root.set_status(Status(StatusCode.ERROR, self._failure_summary()[:500]))
+            else:
+                self._root.set_status(Status(StatusCode.OK))
             self._root.end()
             self._root = None
-        error = "; ".join(self.errors) or (
-            "failed: " + ", ".join(r.name for r in self.results.values() if r.failed)
-            if failed
-            else None
-        )
+        error = self._failure_summary() if failed else None
         self.lineage.pipeline_event(RunState.FAIL if failed else RunState.COMPLETE, error)
         self.telemetry.shutdown()
+
+    def _failure_summary(self) -> str:
+        return "; ".join(self.errors) or (
+            "failed: " + ", ".join(r.name for r in self.results.values() if r.failed)
+        )
+
+    # -- lineage runs of nodes
+    def _begin_run(
+        self, unique_id: str, job: str, inputs: list[Dataset], outputs: list[Dataset]
+    ) -> None:
+        self._model_runs[unique_id] = str(uuid.uuid4())
+        self._open_runs[unique_id] = (job, inputs, outputs)
+        self.lineage.model_event(RunState.START, self._model_runs[unique_id], job, inputs, outputs)
+
+    def _end_run(
+        self,
+        unique_id: str,
+        state: RunState,
+        outputs: list[Dataset] | None = None,
+        error: str | None = None,
+    ) -> None:
+        opened = self._open_runs.pop(unique_id, None)
+        if opened is None:
+            return
+        job, inputs, started_outputs = opened
+        self.lineage.model_event(
+            state,
+            self._model_runs[unique_id],
+            job,
+            inputs,
+            started_outputs if outputs is None else outputs,
+            error=error,
+        )
 
     # -- dbt events
     def on_dbt_event(
@@ -161,16 +225,10 @@ class RunSession:
         node = data.get("node_info") or {}
         unique_id = node.get("unique_id")
         name = info.get("name")
-        if not unique_id or unique_id.startswith("unit_test"):
+        if not unique_id:
             return
         if name == "LogStartLine":
-            result = NodeResult(
-                unique_id,
-                node.get("node_name", unique_id),
-                node.get("resource_type", ""),
-                node.get("materialized", ""),
-            )
-            self.results[unique_id] = result
+            result = self._result(unique_id, manifest, node)
             if result.resource_type in ASSET_TYPES:
                 props = _props(manifest, unique_id)
                 ctx = trace.set_span_in_context(self._root) if self._root else None
@@ -185,28 +243,39 @@ class RunSession:
                         "dbt.materialized": result.materialized,
                     },
                 )
-                self._model_runs[unique_id] = str(uuid.uuid4())
-                self.lineage.model_event(
-                    RunState.START,
-                    self._model_runs[unique_id],
+                self._begin_run(
+                    unique_id,
                     translator.lineage_job_name(props),
                     self._inputs(manifest, props, translator),
                     [translator.compute_dataset(props)],
                 )
             self.observer.node_started(result)
         elif name in _RESULT_EVENTS:
-            result = self.results.get(unique_id) or NodeResult(
+            result = self._result(unique_id, manifest, node)
+            status = str(node.get("node_status") or "").lower()
+            if status in ("", "none"):  # dbt gives unit tests' node_status as "None"
+                status = str(data.get("status") or "").lower()
+            result.status = status
+            result.seconds = float(data.get("execution_time") or 0.0)
+            if result.status in (*FAILED_STATUSES, "warn"):
+                result.message = self.secrets.redact(strip_ansi(info.get("msg", "")))
+            self._node_finished(result, manifest, translator, node.get("node_finished_at"))
+
+    def _result(
+        self, unique_id: str, manifest: Mapping[str, Any], node: Mapping[str, Any]
+    ) -> NodeResult:
+        result = self.results.get(unique_id)
+        if result is None:
+            props = _props(manifest, unique_id)
+            result = NodeResult(
                 unique_id,
-                node.get("node_name", unique_id),
-                node.get("resource_type", ""),
-                node.get("materialized", ""),
+                str(node.get("node_name") or props.get("name") or unique_id),
+                str(node.get("resource_type") or props.get("resource_type") or ""),
+                str(node.get("materialized") or props.get("config", {}).get("materialized") or ""),
+                relation=_relation_name(props),
             )
             self.results[unique_id] = result
-            result.status = str(node.get("node_status") or data.get("status") or "").lower()
-            result.seconds = float(data.get("execution_time") or 0.0)
-            if result.status in ("error", "fail", "warn"):
-                result.message = self.secrets.redact(_strip_ansi(info.get("msg", "")))
-            self._node_finished(result, manifest, translator, node.get("node_finished_at"))
+        return result
 
     def _node_finished(
         self,
@@ -221,21 +290,28 @@ class RunSession:
             span.set_attribute("dbt.status", result.status)
             span.set_attribute("floe.status", "failed" if result.failed else "success")
             if result.failed:
-                span.set_status(Status(StatusCode.ERROR, result.message[:500] or result.status))
-            span.end(end_time=_ns(finished_at))
-        if result.resource_type in ASSET_TYPES and result.unique_id in self._model_runs:
+                # The span ends once run_results.json gives dbt's full error text.
+                self._span_ends[result.unique_id] = _ns(finished_at)
+            else:
+                span.end(end_time=_ns(finished_at))
+                del self._spans[result.unique_id]
+        if result.unique_id in self._open_runs:
             if result.failed:
                 # FAIL waits for run_results.json, which holds dbt's full error text.
                 self._pending_fail.append(result.unique_id)
             elif not translator.is_published(props):
-                self.lineage.model_event(
-                    RunState.COMPLETE,
-                    self._model_runs[result.unique_id],
-                    translator.lineage_job_name(props),
-                    self._inputs(manifest, props, translator),
-                    [translator.compute_dataset(props)],
-                )
+                self._end_run(result.unique_id, RunState.COMPLETE)
         self.observer.node_finished(result)
+
+    def skip(self, unique_ids: set[str], manifest: Mapping[str, Any], reason: str) -> None:
+        """Nodes floe did not hand to dbt because something upstream failed."""
+        for unique_id in sorted(unique_ids):
+            if unique_id in self.results:
+                continue
+            result = self._result(unique_id, manifest, {})
+            result.status = "skipped"
+            result.message = reason
+            self.observer.node_finished(result)
 
     def _inputs(
         self, manifest: Mapping[str, Any], props: Mapping[str, Any], translator: FloeDbtTranslator
@@ -247,50 +323,57 @@ class RunSession:
         ]
 
     def apply_run_results(
-        self, run_results_path: Path, manifest: Mapping[str, Any], translator: FloeDbtTranslator
+        self, target_path: Path, manifest: Mapping[str, Any], translator: FloeDbtTranslator
     ) -> None:
-        """Fill in statuses dbt reported only at the end (skips) and the full error text."""
+        """Take statuses, counts and full error texts from dbt's run_results.json.
+
+        It is the reference for what happened: skips dbt reports only there, and
+        errors with the whole text (the log line is dbt's progress line).
+        """
         try:
-            data = json.loads(run_results_path.read_text(encoding="utf-8"))
+            data = json.loads((target_path / "run_results.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            self.flush_failures(manifest, translator)
-            return
+            data = {}
+        project_dir = Path(translator.target.project_dir)
         for item in data.get("results", []):
             unique_id = item.get("unique_id", "")
-            if unique_id.startswith("unit_test"):
-                continue
             status = str(item.get("status", "")).lower()
-            message = self.secrets.redact(str(item.get("message") or ""))
-            result = self.results.get(unique_id)
-            if result is None:
-                props = _props(manifest, unique_id)
-                result = NodeResult(
-                    unique_id,
-                    props.get("name", unique_id),
-                    props.get("resource_type", ""),
-                    props.get("config", {}).get("materialized", ""),
-                    status=status,
-                )
-                self.results[unique_id] = result
-                self.observer.node_finished(result)
-            if status in ("error", "fail", "warn") and message:
-                result.message = message
+            message = self.secrets.redact(strip_ansi(str(item.get("message") or ""))).strip()
+            known = unique_id in self.results
+            result = self._result(unique_id, manifest, {})
             result.status = status or result.status
+            if not known:
+                result.seconds = float(item.get("execution_time") or 0.0)
+                self.observer.node_finished(result)
+            if status in (*FAILED_STATUSES, "warn") and message:
+                result.message = message
+            if status in FAILED_STATUSES:
+                result.location = locate_failure(
+                    _props(manifest, unique_id), message, project_dir, target_path
+                )
         self.flush_failures(manifest, translator)
 
     def flush_failures(self, manifest: Mapping[str, Any], translator: FloeDbtTranslator) -> None:
-        """Emit the FAIL events of failed nodes (with the error text dbt reported)."""
+        """End failed nodes' spans and lineage runs with the error text dbt reported."""
+        for unique_id, span in list(self._spans.items()):
+            result = self.results.get(unique_id)
+            if result is None or unique_id not in self._span_ends:
+                continue
+            text = result.message or result.status
+            span.set_status(Status(StatusCode.ERROR, text[:2000]))
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": f"dbt.{result.status.replace(' ', '_')}",
+                    "exception.message": text,
+                    **({"code.filepath": str(result.location.source)} if result.location else {}),
+                },
+            )
+            span.end(end_time=self._span_ends.pop(unique_id))
+            del self._spans[unique_id]
         for unique_id in self._pending_fail:
             result = self.results[unique_id]
-            props = _props(manifest, unique_id)
-            self.lineage.model_event(
-                RunState.FAIL,
-                self._model_runs[unique_id],
-                translator.lineage_job_name(props),
-                self._inputs(manifest, props, translator),
-                [translator.compute_dataset(props)],
-                error=result.message or result.status,
-            )
+            self._end_run(unique_id, RunState.FAIL, error=result.message or result.status)
         self._pending_fail.clear()
 
     # -- publishing
@@ -301,15 +384,28 @@ class RunSession:
         return self._catalog
 
     def publish(self, manifest: Mapping[str, Any], translator: FloeDbtTranslator) -> None:
-        """Publish every table model that succeeded; a failed one keeps its previous snapshot."""
-        todo = [
-            r
-            for r in self.results.values()
-            if r.resource_type == "model"
-            and not r.failed
-            and r.status == "success"
-            and translator.is_published(_props(manifest, r.unique_id))
-        ]
+        """Publish every table that was built and passed its tests (write–audit–publish).
+
+        A table whose own tests failed stays unpublished: readers keep the previous
+        snapshot and the built data waits in the compute relation for inspection.
+        Nodes that failed or were skipped publish nothing.
+        """
+        todo: list[NodeResult] = []
+        for result in self.results.values():
+            props = _props(manifest, result.unique_id)
+            if result.status != "success" or not translator.is_published(props):
+                continue
+            failing = self._failing_tests(result.unique_id, manifest)
+            if failing:
+                result.withheld = (
+                    f"not published: {', '.join(failing)} failed; readers stay on the previous "
+                    f"snapshot of {'.'.join(translator.iceberg_identifier(props))}; the unpublished "
+                    f"data is in {result.relation or 'the compute engine'}"
+                )
+                self._end_run(result.unique_id, RunState.FAIL, error=result.withheld)
+                self.observer.node_published(result)
+            else:
+                todo.append(result)
         if not todo:
             return
         try:
@@ -317,6 +413,8 @@ class RunSession:
             reader = reader_cm.__enter__()
         except UnsupportedCompute as exc:
             self.warn(f"publish skipped: {exc}")
+            for result in todo:
+                self._end_run(result.unique_id, RunState.COMPLETE)
             return
         try:
             # Namespaces once, then tables in parallel: Parquet writing and catalog round
@@ -331,7 +429,8 @@ class RunSession:
                 text = self.secrets.redact(f"{type(exc).__name__}: {exc}")
                 for result in todo:
                     result.publish_error = f"cannot create Iceberg namespace: {text}"
-                self.flush_publish_failures(todo, manifest, translator)
+                    self._end_run(result.unique_id, RunState.FAIL, error=result.publish_error)
+                    self.observer.node_published(result)
                 return
             workers = max(1, min(4, len(todo)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="floe-publish") as pool:
@@ -339,22 +438,18 @@ class RunSession:
         finally:
             reader_cm.__exit__(None, None, None)
 
-    def flush_publish_failures(
-        self, todo: list[NodeResult], manifest: Mapping[str, Any], translator: FloeDbtTranslator
-    ) -> None:
-        """FAIL events and progress lines for tables that could not be published at all."""
-        for result in todo:
+    def _failing_tests(self, unique_id: str, manifest: Mapping[str, Any]) -> list[str]:
+        """Names of the failed tests attached to a node (generic, singular and unit tests)."""
+        failing = []
+        for result in self.results.values():
+            if result.resource_type not in TEST_TYPES or not result.failed:
+                continue
             props = _props(manifest, result.unique_id)
-            if result.unique_id in self._model_runs:
-                self.lineage.model_event(
-                    RunState.FAIL,
-                    self._model_runs[result.unique_id],
-                    translator.lineage_job_name(props),
-                    self._inputs(manifest, props, translator),
-                    [translator.compute_dataset(props)],
-                    error=result.publish_error,
-                )
-            self.observer.node_published(result)
+            attached = props.get("attached_node")
+            tested = [attached] if attached else props.get("depends_on", {}).get("nodes", [])
+            if unique_id in tested:
+                failing.append(f"{result.resource_type.replace('_', ' ')} {result.name}")
+        return sorted(failing)
 
     def _publish_one(
         self,
@@ -419,20 +514,18 @@ class RunSession:
         manifest: Mapping[str, Any],
         translator: FloeDbtTranslator,
     ) -> None:
-        if result.unique_id in self._model_runs:
-            outputs = [translator.compute_dataset(props)]
-            if result.published is not None:
-                outputs.append(translator.iceberg_dataset(props, result.published.columns))
-            self.lineage.model_event(
-                RunState.FAIL if result.publish_error else RunState.COMPLETE,
-                self._model_runs[result.unique_id],
-                translator.lineage_job_name(props),
-                self._inputs(manifest, props, translator),
-                outputs,
-                error=result.publish_error,
-            )
+        outputs = [translator.compute_dataset(props)]
+        if result.published is not None:
+            outputs.append(translator.iceberg_dataset(props, result.published.columns))
+        self._end_run(
+            result.unique_id,
+            RunState.FAIL if result.publish_error else RunState.COMPLETE,
+            outputs=outputs,
+            error=result.publish_error,
+        )
         self.observer.node_published(result)
 
 
-def _strip_ansi(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+def _relation_name(props: Mapping[str, Any]) -> str:
+    parts = [props.get("database"), props.get("schema"), props.get("alias") or props.get("name")]
+    return ".".join(str(p) for p in parts if p) if props.get("resource_type") in ASSET_TYPES else ""

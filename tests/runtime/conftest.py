@@ -24,11 +24,19 @@ EXAMPLE = REPO / "examples" / "customer-analytics"
 VENV_BIN = Path(sys.executable).parent
 
 
+PROJECTS = Path(__file__).resolve().parent / "projects"
+_BUILD_OUTPUT = shutil.ignore_patterns("target", ".floe", "logs", "*.duckdb")
+
+
+def copy_project(name: str, dest: Path) -> Path:
+    """A private copy of a test project under tests/runtime/projects, without build output."""
+    shutil.copytree(PROJECTS / name, dest, ignore=_BUILD_OUTPUT)
+    return dest
+
+
 def copy_example(dest: Path) -> Path:
     """A private copy of the example project, without build output."""
-    shutil.copytree(
-        EXAMPLE, dest, ignore=shutil.ignore_patterns("target", ".floe", "logs", "*.duckdb")
-    )
+    shutil.copytree(EXAMPLE, dest, ignore=_BUILD_OUTPUT)
     return dest
 
 
