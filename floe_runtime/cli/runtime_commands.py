@@ -29,6 +29,7 @@ from floe_runtime.cli.common import (
 if TYPE_CHECKING:
     from floe_runtime.analysis import Project
     from floe_runtime.compiler.artifacts import CompiledArtifacts
+    from floe_runtime.runtime.engine import RunOutcome
     from floe_runtime.runtime.session import NodeResult
 
 
@@ -53,27 +54,35 @@ class _ConsoleObserver:
         return None
 
     def node_finished(self, node: NodeResult) -> None:
-        if node.resource_type == "test" and not node.failed:
-            return  # tests are checks: only their failures get a line
+        if node.resource_type in ("test", "unit_test") and node.status in ("pass", "skipped"):
+            return  # tests are checks: only their failures and warnings get a line
         style = {"success": "green", "pass": "green", "skipped": "yellow", "warn": "yellow"}.get(
             node.status, "red"
         )
         label = {"success": "OK", "pass": "PASS", "skipped": "SKIP"}.get(
             node.status, node.status.upper()
         )
+        kind = node.resource_type.replace("_", " ")
         self.console.print(
-            f"  [{style}]{label:<5}[/{style}] {node.resource_type:<8} {node.name:<40} "
-            f"{node.seconds:6.2f}s"
+            f"  [{style}]{label:<5}[/{style}] {kind:<9} {node.name:<40} {node.seconds:6.2f}s",
+            markup=True,
+            highlight=False,
         )
 
     def node_published(self, node: NodeResult) -> None:
         if node.published is not None:
             self.console.print(
-                f"  [cyan]PUB  [/cyan] iceberg  {node.published.identifier:<40} "
+                f"  [cyan]PUB  [/cyan] iceberg   {node.published.identifier:<40} "
                 f"{node.publish_seconds:6.2f}s  {node.published.rows} rows"
             )
+            for change in node.published.schema_changes:
+                self.console.print(f"        schema    {change}", markup=False)
+        elif node.withheld:
+            self.console.print(
+                f"  [yellow]HOLD [/yellow] iceberg   {node.name:<40} not published: a test failed"
+            )
         else:
-            self.console.print(f"  [red]FAIL [/red] iceberg  {node.name:<40} publish failed")
+            self.console.print(f"  [red]FAIL [/red] iceberg   {node.name:<40} publish failed")
 
 
 @click.command(name="run")
@@ -94,7 +103,6 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
     2 for usage or configuration errors (nothing runs).
     """
     from rich.console import Console
-    from rich.table import Table
 
     _, artifacts = _compile(path, env)
     from floe_runtime.runtime.secrets import MissingSecretError, resolve_secrets
@@ -115,6 +123,8 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
         f"(environment {artifacts.environment}, compute {artifacts.compute.profile.type}, "
         f"catalog {artifacts.catalog.profile.type})"
     )
+    from floe_runtime.runtime.plan import SelectionError
+
     try:
         outcome = run_pipeline(
             artifacts,
@@ -122,28 +132,64 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
             select=select,
             full_refresh=full_refresh,
             observer=_ConsoleObserver(console),
-            warn=lambda msg: err_console.print(f"[yellow]warning:[/yellow] {secrets.redact(msg)}"),
+            warn=lambda msg: err_console.print(
+                f"[yellow]warning:[/yellow] {secrets.redact(msg)}", markup=True
+            ),
         )
     except CatalogUnavailable as exc:
         fail(str(exc))
+    except SelectionError as exc:
+        fail(f"{exc}; nothing ran")
     except DbtParseError as exc:
-        click.echo("error: dbt could not parse the project:", err=True)
+        click.echo("error: dbt could not parse the project; nothing ran:", err=True)
         click.echo(secrets.redact(str(exc)), err=True)
-        sys.exit(EXIT_ERRORS)
+        sys.exit(EXIT_USAGE)
     except Exception as exc:  # one line, never a traceback (FLOE_DEBUG=1 shows it)
         if os.environ.get("FLOE_DEBUG"):
             raise
         fail(secrets.redact(f"run failed: {type(exc).__name__}: {exc}"), EXIT_ERRORS)
+    _summary(console, artifacts, outcome)
+    if outcome.fatal:
+        for error in outcome.errors:
+            err_console.print(f"[red]error:[/red] {error}", markup=True)
+        console.print("[red]dbt stopped before running any node[/red]; nothing was published.")
+        sys.exit(EXIT_USAGE)
+    if outcome.failed:
+        for r in outcome.results:
+            if r.failed or r.withheld:
+                _print_failure(err_console, r)
+        for error in outcome.errors:
+            err_console.print(f"[red]error:[/red] {error}", markup=True)
+        console.print(f"[red]Run failed[/red] in {outcome.seconds:.1f}s.")
+        sys.exit(EXIT_ERRORS)
+    console.print(f"[green]Run succeeded[/green] in {outcome.seconds:.1f}s.")
+    sys.exit(EXIT_OK)
 
-    table = Table(title=f"run {outcome.run_id}", title_justify="left", show_lines=False)
+
+def _summary(console: Any, artifacts: CompiledArtifacts, outcome: RunOutcome) -> None:
+    """The table of assets and the counts, as dbt's run_results.json has them."""
+    from rich import box
+    from rich.table import Table
+
+    from floe_runtime.runtime.iceberg import catalog_namespace_uri
+
+    # Box-drawing characters only on a terminal; plain ASCII in logs and CI.
+    table = Table(
+        title=f"run {outcome.run_id}",
+        title_justify="left",
+        show_lines=False,
+        box=box.HEAVY_HEAD if console.is_terminal else box.ASCII,
+    )
     for column in ("asset", "materialized", "status", "time", "rows", "iceberg table"):
         table.add_column(
             column, justify="right" if column in ("time", "rows") else "left", no_wrap=True
         )
     assets = [r for r in outcome.results if r.resource_type in ("model", "seed", "snapshot")]
     for r in assets:
-        status = "publish failed" if r.publish_error else r.status
-        colour = "red" if r.failed else ("yellow" if r.status == "skipped" else "green")
+        status = "publish failed" if r.publish_error else ("withheld" if r.withheld else r.status)
+        colour = (
+            "red" if r.failed else ("yellow" if r.status == "skipped" or r.withheld else "green")
+        )
         table.add_row(
             r.name,
             r.materialized or r.resource_type,
@@ -152,32 +198,61 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
             "" if r.rows is None else str(r.rows),
             r.published.identifier if r.published else "",
         )
-    console.print(table)
-    tests = [r for r in outcome.results if r.resource_type == "test"]
-    failed_tests = [t for t in tests if t.failed]
-    console.print(
-        f"tests: {len(tests) - len(failed_tests)} passed, {len(failed_tests)} failed, "
-        f"{sum(1 for t in tests if t.status == 'skipped')} skipped"
+    if assets:
+        console.print(table)
+    kept = sorted(
+        {r.materialized or r.resource_type for r in assets if not r.published and not r.withheld}
+        - {"table", "incremental", "snapshot"}
     )
-    from floe_runtime.runtime.iceberg import catalog_namespace_uri
-
+    published = sorted({r.materialized for r in assets if r.published})
+    if assets:
+        console.print(
+            "published: "
+            + (", ".join(published) or "nothing")
+            + (f"; stay in the compute engine: {', '.join(kept)}" if kept else ""),
+            markup=False,
+        )
+    tests = [r for r in outcome.results if r.resource_type in ("test", "unit_test")]
+    units = sum(1 for t in tests if t.resource_type == "unit_test")
+    counts = {
+        "passed": sum(1 for t in tests if t.status == "pass"),
+        "failed": sum(1 for t in tests if t.failed),
+        "skipped": sum(1 for t in tests if t.status == "skipped"),
+    }
+    warned = sum(1 for t in tests if t.status == "warn")
+    console.print(
+        "tests: "
+        + ", ".join(f"{n} {k}" for k, n in counts.items())
+        + (f", {warned} warned" if warned else "")
+        + (f" ({units} of them unit tests)" if units else ""),
+        markup=False,
+    )
     namespaces = sorted({t.namespace for t in artifacts.dbt})
     console.print(
-        f"tables:  {catalog_namespace_uri(artifacts)} (namespace {', '.join(namespaces)})"
+        f"tables:  {catalog_namespace_uri(artifacts)} (namespace {', '.join(namespaces)})",
+        markup=False,
     )
-    console.print(f"lineage: {outcome.lineage}")
-    console.print(f"traces:  {outcome.traces}")
-    if outcome.failed:
-        for r in outcome.results:
-            if r.failed:
-                err_console.print(f"[red]error[/red] in {r.resource_type} {r.name}:")
-                err_console.print(r.publish_error or r.message or r.status, markup=False)
-        for error in outcome.errors:
-            err_console.print(f"[red]error:[/red] {error}", markup=True)
-        console.print(f"[red]Run failed[/red] in {outcome.seconds:.1f}s.")
-        sys.exit(EXIT_ERRORS)
-    console.print(f"[green]Run succeeded[/green] in {outcome.seconds:.1f}s.")
-    sys.exit(EXIT_OK)
+    console.print(f"lineage: {outcome.lineage}", markup=False)
+    console.print(f"traces:  {outcome.traces}", markup=False)
+
+
+def _print_failure(console: Any, r: NodeResult) -> None:
+    """dbt's error for one node, with the source file and line and the compiled SQL's."""
+    kind = r.resource_type.replace("_", " ")
+    where = ""
+    if r.location is not None:
+        where = f" at {shown_path(str(r.location.source.path))}" + (
+            f":{r.location.source.line}" if r.location.source.line else ""
+        )
+    console.print(f"[red]error[/red] in {kind} {r.name}{where}:", markup=True)
+    console.print(r.publish_error or r.withheld or r.message or r.status, markup=False)
+    if r.location is not None and r.location.compiled is not None:
+        compiled = r.location.compiled
+        console.print(
+            f"  compiled SQL: {shown_path(str(compiled.path))}"
+            + (f":{compiled.line}" if compiled.line else ""),
+            markup=False,
+        )
 
 
 @click.command(name="lineage")

@@ -38,7 +38,8 @@ from floe_runtime.runtime.lineage import (
 
 #: dbt resource types that become Dagster assets with their own span and lineage run.
 ASSET_TYPES = ("model", "seed", "snapshot")
-#: dbt materializations published as Iceberg tables.
+#: dbt model materializations published as Iceberg tables (snapshots are published too;
+#: views, ephemeral models, seeds and external files stay in the compute engine).
 PUBLISHED_MATERIALIZATIONS = ("table", "incremental")
 
 
@@ -115,6 +116,8 @@ class FloeDbtTranslator(DagsterDbtTranslator):
     # -- Iceberg
     def is_published(self, props: Mapping[str, Any]) -> bool:
         """Whether the node is published as an Iceberg table."""
+        if props.get("resource_type") == "snapshot":
+            return True  # SCD2 history: the table analysts query for what changed
         materialized = props.get("config", {}).get("materialized") or props.get("materialized")
         return props.get("resource_type") == "model" and materialized in PUBLISHED_MATERIALIZATIONS
 
