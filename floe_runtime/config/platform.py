@@ -370,9 +370,12 @@ class ConsoleTraces(FloeModel):
 
 
 class FileTraces(FloeModel):
-    """Traces written as JSON lines to a file."""
+    """Traces written to a file as OTLP JSON (one `ExportTraceServiceRequest` per line)."""
 
-    exporter: Literal["file"] = Field(description="Write spans as JSON lines to a file.")
+    exporter: Literal["file"] = Field(
+        description="Write spans to a file as OTLP JSON, one `ExportTraceServiceRequest` per line "
+        "(what the OpenTelemetry Collector's `otlpjsonfile` receiver reads)."
+    )
     path: str = Field(
         default="./.floe/traces.jsonl", description="File, relative to floe.yaml unless absolute."
     )

@@ -118,6 +118,8 @@ class PublishResult:
     snapshot_id: int | None
     columns: list[tuple[str, str]]
     schema_changes: list[str] = dataclasses.field(default_factory=list)
+    #: The table's location (`table.location()`): how OpenLineage names the dataset.
+    location: str | None = None
 
 
 def publish_table(
@@ -162,7 +164,12 @@ def publish_table(
     snapshot = table.current_snapshot()
     columns = [(f.name, str(f.field_type)) for f in table.schema().fields]
     return PublishResult(
-        ".".join(ident), data.num_rows, snapshot.snapshot_id if snapshot else None, columns, changes
+        ".".join(ident),
+        data.num_rows,
+        snapshot.snapshot_id if snapshot else None,
+        columns,
+        changes,
+        table.location(),
     )
 
 

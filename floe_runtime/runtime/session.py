@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,9 @@ class NodeResult:
     #: The relation in the compute engine holding what dbt built.
     relation: str = ""
     location: FailureLocation | None = None
+    compiled_sql: str | None = None
+    #: Rows a test found failing (run_results.json's `failures`).
+    failures: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -102,6 +106,17 @@ def strip_ansi(text: str) -> str:
 
 
 @dataclass
+class _OpenRun:
+    """A node's lineage run between START and its end."""
+
+    job: str
+    job_type: str
+    source_path: Path | None
+    inputs: list[Dataset]
+    outputs: list[Dataset]
+
+
+@dataclass
 class RunSession:
     """One pipeline run: its id, secrets, tracer, lineage emitter and node results."""
 
@@ -123,8 +138,10 @@ class RunSession:
         self._spans: dict[str, Span] = {}
         self._span_ends: dict[str, int | None] = {}  # failed nodes: span ends with dbt's error
         self._model_runs: dict[str, str] = {}
-        self._open_runs: dict[str, tuple[str, list[Dataset], list[Dataset]]] = {}
+        self._open_runs: dict[str, _OpenRun] = {}
         self._pending_fail: list[str] = []
+        self._pending_complete: list[str] = []
+        self._settled: set[str] = set()  # nodes whose publishing and lineage are done
         self._read_lock = threading.Lock()
         self._emit_lock = threading.Lock()
         self._catalog: Any = None
@@ -189,30 +206,54 @@ class RunSession:
 
     # -- lineage runs of nodes
     def _begin_run(
-        self, unique_id: str, job: str, inputs: list[Dataset], outputs: list[Dataset]
+        self,
+        unique_id: str,
+        props: Mapping[str, Any],
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
     ) -> None:
+        run = _OpenRun(
+            translator.lineage_job_name(props),
+            translator.lineage_job_type(props),
+            translator.source_path(props),
+            self._inputs(manifest, props, translator),
+            [translator.compute_dataset(props)],
+        )
         self._model_runs[unique_id] = str(uuid.uuid4())
-        self._open_runs[unique_id] = (job, inputs, outputs)
-        self.lineage.model_event(RunState.START, self._model_runs[unique_id], job, inputs, outputs)
+        self._open_runs[unique_id] = run
+        self.lineage.model_event(
+            RunState.START,
+            self._model_runs[unique_id],
+            run.job,
+            run.inputs,
+            run.outputs,
+            job_type=run.job_type,
+            source_path=run.source_path,
+        )
 
     def _end_run(
         self,
         unique_id: str,
         state: RunState,
+        *,
+        inputs: list[Dataset] | None = None,
         outputs: list[Dataset] | None = None,
         error: str | None = None,
     ) -> None:
-        opened = self._open_runs.pop(unique_id, None)
-        if opened is None:
+        run = self._open_runs.pop(unique_id, None)
+        if run is None:
             return
-        job, inputs, started_outputs = opened
+        result = self.results.get(unique_id)
         self.lineage.model_event(
             state,
             self._model_runs[unique_id],
-            job,
-            inputs,
-            started_outputs if outputs is None else outputs,
+            run.job,
+            run.inputs if inputs is None else inputs,
+            run.outputs if outputs is None else outputs,
             error=error,
+            job_type=run.job_type,
+            sql=result.compiled_sql if result else None,
+            source_path=run.source_path,
         )
 
     # -- dbt events
@@ -243,12 +284,7 @@ class RunSession:
                         "dbt.materialized": result.materialized,
                     },
                 )
-                self._begin_run(
-                    unique_id,
-                    translator.lineage_job_name(props),
-                    self._inputs(manifest, props, translator),
-                    [translator.compute_dataset(props)],
-                )
+                self._begin_run(unique_id, props, manifest, translator)
             self.observer.node_started(result)
         elif name in _RESULT_EVENTS:
             result = self._result(unique_id, manifest, node)
@@ -300,7 +336,8 @@ class RunSession:
                 # FAIL waits for run_results.json, which holds dbt's full error text.
                 self._pending_fail.append(result.unique_id)
             elif not translator.is_published(props):
-                self._end_run(result.unique_id, RunState.COMPLETE)
+                # COMPLETE once dbt is done: then the relation's real columns can be read.
+                self._pending_complete.append(result.unique_id)
         self.observer.node_finished(result)
 
     def skip(self, unique_ids: set[str], manifest: Mapping[str, Any], reason: str) -> None:
@@ -314,10 +351,14 @@ class RunSession:
             self.observer.node_finished(result)
 
     def _inputs(
-        self, manifest: Mapping[str, Any], props: Mapping[str, Any], translator: FloeDbtTranslator
+        self,
+        manifest: Mapping[str, Any],
+        props: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+        columns: Mapping[str, list[tuple[str, str]]] | None = None,
     ) -> list[Dataset]:
         return [
-            translator.compute_dataset(_props(manifest, dep))
+            translator.compute_dataset(_props(manifest, dep), (columns or {}).get(dep))
             for dep in props.get("depends_on", {}).get("nodes", [])
             if dep.split(".")[0] in ("model", "seed", "snapshot", "source")
         ]
@@ -347,6 +388,9 @@ class RunSession:
                 self.observer.node_finished(result)
             if status in (*FAILED_STATUSES, "warn") and message:
                 result.message = message
+            result.compiled_sql = item.get("compiled_code") or result.compiled_sql
+            if isinstance(item.get("failures"), int):
+                result.failures = item["failures"]
             if status in FAILED_STATUSES:
                 result.location = locate_failure(
                     _props(manifest, unique_id), message, project_dir, target_path
@@ -384,14 +428,22 @@ class RunSession:
         return self._catalog
 
     def publish(self, manifest: Mapping[str, Any], translator: FloeDbtTranslator) -> None:
-        """Publish every table that was built and passed its tests (write–audit–publish).
+        """After dbt: publish what passed its tests, and end the transform's lineage runs.
 
-        A table whose own tests failed stays unpublished: readers keep the previous
-        snapshot and the built data waits in the compute relation for inspection.
-        Nodes that failed or were skipped publish nothing.
+        Write–audit–publish: a table whose own tests failed stays unpublished
+        (readers keep the previous snapshot; the built data waits in the compute
+        relation for inspection); failed or skipped nodes publish nothing. Lineage
+        gets the relations' real columns, row counts and the tests' results.
         """
+        mine = [
+            r
+            for uid, r in self.results.items()
+            if uid in translator.own and uid not in self._settled
+        ]
+        self._settled |= {r.unique_id for r in mine}
         todo: list[NodeResult] = []
-        for result in self.results.values():
+        withheld: list[NodeResult] = []
+        for result in mine:
             props = _props(manifest, result.unique_id)
             if result.status != "success" or not translator.is_published(props):
                 continue
@@ -402,41 +454,154 @@ class RunSession:
                     f"snapshot of {'.'.join(translator.iceberg_identifier(props))}; the unpublished "
                     f"data is in {result.relation or 'the compute engine'}"
                 )
-                self._end_run(result.unique_id, RunState.FAIL, error=result.withheld)
-                self.observer.node_published(result)
+                withheld.append(result)
             else:
                 todo.append(result)
-        if not todo:
-            return
+        with self._compute_reader(warn=bool(todo)) as reader:
+            columns = self._columns(reader, mine, manifest)
+            for uid in [u for u in self._pending_complete if u in translator.own]:
+                self._pending_complete.remove(uid)
+                self._end_with_columns(uid, RunState.COMPLETE, manifest, translator, columns)
+            for result in withheld:
+                self._end_with_columns(
+                    result.unique_id, RunState.FAIL, manifest, translator, columns, result.withheld
+                )
+                self.observer.node_published(result)
+            if todo and reader is not None:
+                self._publish_all(todo, reader, manifest, translator, columns)
+            for result in todo if reader is None else []:
+                self._end_with_columns(
+                    result.unique_id, RunState.COMPLETE, manifest, translator, columns
+                )
+            self._test_runs(mine, manifest, translator, columns)
+
+    @contextlib.contextmanager
+    def _compute_reader(self, warn: bool) -> Iterator[Any]:
+        """A reader on the compute engine, or None where floe cannot read it back."""
         try:
-            reader_cm = open_reader(self.artifacts, self.secrets)
-            reader = reader_cm.__enter__()
+            cm = open_reader(self.artifacts, self.secrets)
+            reader = cm.__enter__()
         except UnsupportedCompute as exc:
-            self.warn(f"publish skipped: {exc}")
-            for result in todo:
-                self._end_run(result.unique_id, RunState.COMPLETE)
+            if warn:
+                self.warn(f"publish skipped: {exc}")
+            yield None
             return
         try:
-            # Namespaces once, then tables in parallel: Parquet writing and catalog round
-            # trips overlap; each table is still its own atomic commit.
-            namespaces = {
-                translator.iceberg_identifier(_props(manifest, r.unique_id))[0] for r in todo
-            }
-            try:
-                for namespace in sorted(namespaces):
-                    self.catalog().create_namespace_if_not_exists(tuple(namespace.split(".")))
-            except Exception as exc:
-                text = self.secrets.redact(f"{type(exc).__name__}: {exc}")
-                for result in todo:
-                    result.publish_error = f"cannot create Iceberg namespace: {text}"
-                    self._end_run(result.unique_id, RunState.FAIL, error=result.publish_error)
-                    self.observer.node_published(result)
-                return
-            workers = max(1, min(4, len(todo)))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="floe-publish") as pool:
-                list(pool.map(lambda r: self._publish_one(r, reader, manifest, translator), todo))
+            yield reader
         finally:
-            reader_cm.__exit__(None, None, None)
+            cm.__exit__(None, None, None)
+
+    def _columns(
+        self, reader: Any, results: list[NodeResult], manifest: Mapping[str, Any]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Real columns of the built relations and of what they read, by unique id."""
+        if reader is None:
+            return {}
+        wanted = {r.unique_id for r in results if r.status == "success"}
+        for uid in list(wanted):
+            wanted |= set(_props(manifest, uid).get("depends_on", {}).get("nodes", []))
+        found: dict[str, list[tuple[str, str]]] = {}
+        for uid in sorted(wanted):
+            props = _props(manifest, uid)
+            if props.get("resource_type") not in (*ASSET_TYPES, "source"):
+                continue
+            name = props.get("identifier") if props.get("resource_type") == "source" else None
+            relation = Relation(
+                props.get("database"),
+                str(props.get("schema") or ""),
+                str(name or props.get("alias") or props.get("name")),
+            )
+            try:
+                with self._read_lock:
+                    cols = reader.columns(relation)
+            except Exception:  # a source outside the engine (files, Iceberg): no schema facet
+                continue
+            if cols:
+                found[uid] = cols
+        return found
+
+    def _end_with_columns(
+        self,
+        unique_id: str,
+        state: RunState,
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+        columns: Mapping[str, list[tuple[str, str]]],
+        error: str | None = None,
+        extra: list[Dataset] | None = None,
+    ) -> None:
+        props = _props(manifest, unique_id)
+        rows = self.results[unique_id].rows if unique_id in self.results else None
+        self._end_run(
+            unique_id,
+            state,
+            inputs=self._inputs(manifest, props, translator, columns),
+            outputs=[translator.compute_dataset(props, columns.get(unique_id), rows=rows)]
+            + (extra or []),
+            error=error,
+        )
+
+    def _test_runs(
+        self,
+        results: list[NodeResult],
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+        columns: Mapping[str, list[tuple[str, str]]],
+    ) -> None:
+        """One TEST run per tested relation, its tests' results as data quality assertions."""
+        by_node: dict[str, list[Any]] = {}
+        for result in results:
+            if result.resource_type != "test":
+                continue
+            props = _props(manifest, result.unique_id)
+            assertion = translator.assertion(props, result.status, result.failures)
+            if assertion is None:
+                continue
+            for tested in translator.tested_nodes(props):
+                by_node.setdefault(tested, []).append(assertion)
+        for tested, assertions in sorted(by_node.items()):
+            props = _props(manifest, tested)
+            self.lineage.test_event(
+                translator.lineage_tests_job_name(props),
+                [translator.compute_dataset(props, columns.get(tested), assertions=assertions)],
+                source_path=translator.source_path(props),
+            )
+
+    def _publish_all(
+        self,
+        todo: list[NodeResult],
+        reader: Any,
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+        columns: Mapping[str, list[tuple[str, str]]],
+    ) -> None:
+        # Namespaces once, then tables in parallel: Parquet writing and catalog round
+        # trips overlap; each table is still its own atomic commit.
+        namespaces = {translator.iceberg_identifier(_props(manifest, r.unique_id))[0] for r in todo}
+        try:
+            for namespace in sorted(namespaces):
+                self.catalog().create_namespace_if_not_exists(tuple(namespace.split(".")))
+        except Exception as exc:
+            text = self.secrets.redact(f"{type(exc).__name__}: {exc}")
+            for result in todo:
+                result.publish_error = f"cannot create Iceberg namespace: {text}"
+                self._end_with_columns(
+                    result.unique_id,
+                    RunState.FAIL,
+                    manifest,
+                    translator,
+                    columns,
+                    result.publish_error,
+                )
+                self.observer.node_published(result)
+            return
+        workers = max(1, min(4, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="floe-publish") as pool:
+            list(
+                pool.map(
+                    lambda r: self._publish_one(r, reader, manifest, translator, columns), todo
+                )
+            )
 
     def _failing_tests(self, unique_id: str, manifest: Mapping[str, Any]) -> list[str]:
         """Names of the failed tests attached to a node (generic, singular and unit tests)."""
@@ -457,6 +622,7 @@ class RunSession:
         reader: Any,
         manifest: Mapping[str, Any],
         translator: FloeDbtTranslator,
+        columns: Mapping[str, list[tuple[str, str]]],
     ) -> None:
         props = _props(manifest, result.unique_id)
         namespace, table = translator.iceberg_identifier(props)
@@ -505,25 +671,28 @@ class RunSession:
                 span.set_status(Status(StatusCode.ERROR, result.publish_error[:500]))
         result.publish_seconds = time.monotonic() - started
         with self._emit_lock:
-            self._after_publish(result, props, manifest, translator)
-
-    def _after_publish(
-        self,
-        result: NodeResult,
-        props: Mapping[str, Any],
-        manifest: Mapping[str, Any],
-        translator: FloeDbtTranslator,
-    ) -> None:
-        outputs = [translator.compute_dataset(props)]
-        if result.published is not None:
-            outputs.append(translator.iceberg_dataset(props, result.published.columns))
-        self._end_run(
-            result.unique_id,
-            RunState.FAIL if result.publish_error else RunState.COMPLETE,
-            outputs=outputs,
-            error=result.publish_error,
-        )
-        self.observer.node_published(result)
+            iceberg = (
+                [
+                    translator.iceberg_dataset(
+                        props,
+                        result.published.columns,
+                        location=result.published.location,
+                        rows=result.published.rows,
+                    )
+                ]
+                if result.published is not None
+                else []
+            )
+            self._end_with_columns(
+                result.unique_id,
+                RunState.FAIL if result.publish_error else RunState.COMPLETE,
+                manifest,
+                translator,
+                columns,
+                result.publish_error,
+                iceberg,
+            )
+            self.observer.node_published(result)
 
 
 def _relation_name(props: Mapping[str, Any]) -> str:

@@ -421,3 +421,114 @@ def test_an_aborted_run_ends_every_open_lineage_run_and_span(tmp_path: Path) -> 
     spans = load_spans(project / ".floe" / "traces.jsonl")
     assert {s["name"] for s in spans} == {"floe.run shop", "dbt.model customers"}
     assert all(s["status_code"] == 2 for s in spans)
+
+
+def test_lineage_of_three_runs_is_spec_valid_with_real_columns_counts_and_tests(
+    built: tuple[Path, list[CliResult]],
+) -> None:
+    import duckdb
+
+    from tests.runtime.test_lineage import _check_event
+
+    project, _ = built
+    events = _jsonl(project / ".floe" / "lineage.jsonl")
+    for event in events:
+        _check_event(event)  # OpenLineage.json and each facet's own schema
+    last_run = events[-1]["run"]["runId"]
+    mine = [
+        e
+        for e in events
+        if e["run"]["facets"].get("parent", {}).get("run", {}).get("runId") == last_run
+    ]
+    done = {e["job"]["name"]: e for e in mine if e["eventType"] == "COMPLETE"}
+    customers = done["shop.customers"]
+    assert customers["run"]["facets"]["parent"]["root"]["run"]["runId"] == last_run
+    assert "select" in customers["job"]["facets"]["sql"]["query"].lower()
+    assert customers["job"]["facets"]["sourceCodeLocation"]["path"].endswith(
+        "models/marts/customers.sql"
+    )
+    compute, iceberg = customers["outputs"]
+    with duckdb.connect(str(project / ".floe" / "shop.duckdb"), read_only=True) as con:
+        real = con.sql(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'main' and table_name = 'customers' order by ordinal_position"
+        ).fetchall()
+    assert [(f["name"], f["type"]) for f in compute["facets"]["schema"]["fields"]] == real
+    assert compute["outputFacets"]["outputStatistics"]["rowCount"] == 3
+    assert iceberg["namespace"] == "file"
+    assert iceberg["name"] == str(project / ".floe" / "warehouse" / "shop" / "customers")
+    # A view's real columns too, though dbt held the database while it ran.
+    stg = done["shop.stg_orders"]["outputs"][0]
+    assert [f["name"] for f in stg["facets"]["schema"]["fields"]] == [
+        "order_id",
+        "customer_id",
+        "ordered_at",
+        "order_total",
+    ]
+    tested = done["shop.customers.test"]["inputs"][0]
+    assertions = tested["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert {(a["assertion"], a.get("column"), a["success"]) for a in assertions} == {
+        ("unique", "customer_id", True),
+        ("not_null", "customer_id", True),
+        ("not_null", "lifetime_total", True),
+    }
+
+
+def test_a_column_type_change_between_runs_evolves_the_table_and_says_so(tmp_path: Path) -> None:
+    project = _built_once(tmp_path)
+    model = project / "dbt" / "models" / "marts" / "customers.sql"
+    good = model.read_text()
+    before = _catalog(project).load_table(("shop", "customers")).schema()
+    assert str(before.find_field("order_count").field_type) == "long"
+
+    # order_count becomes text, customer_name goes: the table follows the model.
+    model.write_text(
+        good.replace(
+            "count(o.order_id) as order_count", "cast(count(o.order_id) as varchar) as order_count"
+        )
+        .replace("    c.customer_name,\n", "")
+        .replace("group by 1, 2", "group by 1")
+    )
+    marts = project / "dbt" / "models" / "marts" / "_marts.yml"
+    marts.write_text(
+        marts.read_text()
+        .replace("          - {customer_id: 1, customer_name: A}", "          - {customer_id: 1}")
+        .replace("customer_name: A, order_count: 2,", "order_count: '2',")
+    )
+    changed = floe("run", str(project))
+    assert changed.code == 0, changed.output
+    assert "order_count: long → string (replaced)" in changed.stdout
+    assert "customer_name removed" in changed.stdout
+    table = _catalog(project).load_table(("shop", "customers"))
+    assert [f.name for f in table.schema().fields] == [
+        "customer_id",
+        "order_count",
+        "lifetime_total",
+    ]
+    assert str(table.schema().find_field("order_count").field_type) == "string"
+    assert sorted(r["order_count"] for r in table.scan().to_arrow().to_pylist()) == ["1", "1", "2"]
+    # The snapshot before still reads with the schema it was written with.
+    history = table.history()
+    old = table.scan(snapshot_id=history[-2].snapshot_id).to_arrow()
+    assert "customer_name" in old.column_names
+
+    model.write_text(good)  # and back, twice (the second run changes nothing)
+    marts.write_text(
+        marts.read_text()
+        .replace("          - {customer_id: 1}", "          - {customer_id: 1, customer_name: A}")
+        .replace("order_count: '2',", "customer_name: A, order_count: 2,")
+    )
+    for expect_change in (True, False):
+        again = floe("run", str(project))
+        assert again.code == 0, again.output
+        assert ("order_count: string → long (replaced)" in again.stdout) is expect_change
+    assert (
+        str(
+            _catalog(project)
+            .load_table(("shop", "customers"))
+            .schema()
+            .find_field("order_count")
+            .field_type
+        )
+        == "long"
+    )

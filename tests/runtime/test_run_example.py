@@ -117,13 +117,25 @@ def test_lineage_events_per_model(built: tuple[Path, CliResult]) -> None:
     for e in children:
         assert e["run"]["facets"]["parent"]["run"]["runId"] == run_id
         by_job.setdefault(e["job"]["name"], []).append(e["eventType"])
-    assert by_job == {f"customer-analytics.{n}": ["START", "COMPLETE"] for n in ASSETS}
+    nodes = {job: states for job, states in by_job.items() if not job.endswith(".test")}
+    assert nodes == {f"customer-analytics.{n}": ["START", "COMPLETE"] for n in ASSETS}
+    # The tests of each tested relation are one TEST run with their results.
+    tests = {job: states for job, states in by_job.items() if job.endswith(".test")}
+    assert tests and all(states == ["START", "COMPLETE"] for states in tests.values())
     complete = {e["job"]["name"]: e for e in children if e["eventType"] == "COMPLETE"}
     revenue = complete["customer-analytics.customer_revenue"]
     inputs = {i["name"] for i in revenue["inputs"]}
     assert {n.rsplit(".", 1)[-1] for n in inputs} == {"stg_customers", "orders"}
-    iceberg = [o for o in revenue["outputs"] if o["namespace"].startswith("iceberg+sqlite")]
-    assert iceberg and iceberg[0]["name"] == "analytics.customer_revenue"
+    # The Iceberg table by its warehouse location, the catalog identifier as a symlink.
+    iceberg = [o for o in revenue["outputs"] if "symlinks" in o["facets"]]
+    assert iceberg and iceberg[0]["namespace"] == "file"
+    assert iceberg[0]["name"] == str(
+        project / ".floe" / "warehouse" / "analytics" / "customer_revenue"
+    )
+    assert (
+        iceberg[0]["facets"]["symlinks"]["identifiers"][0]["name"] == "analytics.customer_revenue"
+    )
+    assert iceberg[0]["outputFacets"]["outputStatistics"]["rowCount"] == MARTS["customer_revenue"]
     fields = {f["name"] for f in iceberg[0]["facets"]["schema"]["fields"]}
     assert "customer_id" in fields
 
@@ -275,7 +287,7 @@ def test_two_transforms_over_one_dbt_project_run_in_dependency_order(tmp_path: P
     # The marts transform comes first in the file; it must still wait for staging.
     two = (
         "  - type: dbt\n    path: ./dbt\n    select: marts\n    namespace: analytics\n"
-        "  - type: dbt\n    path: ./dbt\n    select: \"resource_type:seed staging\"\n"
+        '  - type: dbt\n    path: ./dbt\n    select: "resource_type:seed staging"\n'
         "    namespace: staging\n"
     )
     assert one in floe_yaml.read_text()
@@ -296,6 +308,12 @@ def test_two_transforms_over_one_dbt_project_run_in_dependency_order(tmp_path: P
     ran = [r["unique_id"] for results in invocations for r in results]
     assert len(ran) == len(set(ran))
     assert all(r["status"] in ("success", "pass") for results in invocations for r in results)
-    marts_run = next(results for results in invocations if any("customer_revenue" in r["unique_id"] for r in results))
-    assert any(r["unique_id"].startswith("test.customer_analytics.relationships_customer_revenue")
-               for r in marts_run)
+    marts_run = next(
+        results
+        for results in invocations
+        if any("customer_revenue" in r["unique_id"] for r in results)
+    )
+    assert any(
+        r["unique_id"].startswith("test.customer_analytics.relationships_customer_revenue")
+        for r in marts_run
+    )
