@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXAMPLE := examples/customer-analytics
 
-.PHONY: install system-deps demo test lint typecheck bench bench-lsp clean
+.PHONY: install system-deps vscode-test-deps vsix demo test lint typecheck bench bench-lsp clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,23 @@ install: $(STAMP)
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# The VS Code extension, packaged: editors/vscode/floe.vsix (npm ci from the lock file).
+VSCODE := editors/vscode
+VSIX    := $(VSCODE)/floe.vsix
+$(VSCODE)/node_modules/.installed: $(VSCODE)/package-lock.json
+	cd $(VSCODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VSIX): $(VSCODE)/node_modules/.installed $(VSCODE)/package.json $(VSCODE)/esbuild.mjs $(wildcard $(VSCODE)/src/*.ts) schemas/floe.schema.json schemas/platform.schema.json
+	cd $(VSCODE) && npm run -s package >/dev/null
+	@echo "built $(VSIX)"
+
+vsix: $(VSIX)
+
+# code-server + playwright-core for the VS Code end-to-end test, cached in ~/.cache/floe-runtime-ci.
+vscode-test-deps:
+	bash scripts/install-vscode-test-deps.sh >/dev/null
+
 demo: $(STAMP)
 	$(BIN)/floe-runtime validate $(EXAMPLE)
 	$(BIN)/floe-runtime run $(EXAMPLE) --env dev
@@ -32,7 +49,7 @@ demo: $(STAMP)
 	@echo "Traces:          $(EXAMPLE)/.floe/traces.jsonl"
 	@echo "Dagster UI:      $(BIN)/floe-runtime dev $(EXAMPLE) --env dev"
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps vscode-test-deps vsix
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -55,4 +72,4 @@ bench-lsp: $(STAMP)
 	$(BIN)/python bench/lsp_latency.py --yls $(YLS_DIR)/node_modules/.bin/yaml-language-server
 
 clean:
-	rm -rf $(VENV) $(EXAMPLE)/target $(EXAMPLE)/.floe
+	rm -rf $(VENV) $(EXAMPLE)/target $(EXAMPLE)/.floe $(VSCODE)/dist $(VSCODE)/schemas $(VSCODE)/floe.vsix

@@ -50,6 +50,8 @@ async def run_command(ls: FloeLanguageServer, subcommand: str, args: tuple[Any, 
     projects = ls.state.ensure(target if target.is_file() else target / PIPELINE_FILE)
     if projects:
         root = projects[0].root
+        if env is None:
+            env = chosen_environment(ls, [e.name for e in projects[0].environments])
     cmd = [sys.executable, "-m", "floe_runtime", subcommand, str(root)]
     if env:
         cmd += ["--env", env]
@@ -130,6 +132,44 @@ async def run_command(ls: FloeLanguageServer, subcommand: str, args: tuple[Any, 
     return {"exitCode": code, "cancelled": False, "output": output}
 
 
+def chosen_environment(ls: FloeLanguageServer, names: list[str]) -> str | None:
+    """The client's `floe.environment` when this project has it, else None (every environment)."""
+    return ls.environment if ls.environment in names else None
+
+
+async def refresh_environment(ls: FloeLanguageServer) -> None:
+    """Read `floe.environment` from the client (workspace/configuration) and refresh the lenses."""
+    caps = ls.client_capabilities.workspace
+    if caps is None or not caps.configuration:
+        return
+    try:
+        values = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="floe.environment")])
+        )
+    except Exception as exc:  # a client that fails the request: keep every environment
+        log.warning("could not read floe.environment: %s", exc)
+        return
+    value = values[0] if values else None
+    environment = value if isinstance(value, str) and value else None
+    if environment == ls.environment:
+        return
+    ls.environment = environment
+    if caps.code_lens is not None and caps.code_lens.refresh_support:
+        try:
+            await ls.workspace_code_lens_refresh_async(None)
+        except Exception as exc:
+            log.warning("code lens refresh failed: %s", exc)
+
+
+def list_environments(ls: FloeLanguageServer) -> list[dict[str, Any]]:
+    """Every pipeline the server found with its environments (the client's environment picker)."""
+    return [
+        {"pipeline": str(p.pipeline_file), "name": p.root.name, "environments": [e.name for e in p.environments],
+         "selected": chosen_environment(ls, [e.name for e in p.environments])}
+        for p in ls.state.all_projects()
+    ]
+
+
 def code_lenses(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:
     """Compile / Run per environment and Open lineage, above `name:` of a floe.yaml."""
     from floe_lsp.convert import path_of
@@ -146,7 +186,9 @@ def code_lenses(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[ty
     rng = types.Range(start=types.Position(line=line, character=0), end=types.Position(line=line, character=0))
     uri = params.text_document.uri
     lenses = []
-    envs: list[str | None] = [e.name for e in projects[0].environments] or [None]
+    names = [e.name for e in projects[0].environments]
+    chosen = chosen_environment(ls, names)
+    envs: list[str | None] = [chosen] if chosen else (list(names) or [None])
     for env in envs:
         suffix = f" ({env})" if env else ""
         for command, sub in (("floe.compile", "compile"), ("floe.run", "run")):
@@ -171,6 +213,14 @@ def register(server: FloeLanguageServer) -> None:
     @server.command("floe.openLineage")
     async def lineage_(ls: FloeLanguageServer, *args: Any) -> dict[str, Any]:
         return await run_command(ls, "lineage", args)
+
+    @server.command("floe.listEnvironments")
+    def environments_(ls: FloeLanguageServer, *args: Any) -> list[dict[str, Any]]:
+        return list_environments(ls)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def configuration_changed(ls: FloeLanguageServer, params: types.DidChangeConfigurationParams) -> None:
+        await refresh_environment(ls)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
     def on_code_lens(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:

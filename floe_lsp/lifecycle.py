@@ -78,6 +78,9 @@ def register(server: FloeLanguageServer) -> None:
             except Exception as exc:  # a client that refuses: keep working without watching
                 log.warning("could not register file watching: %s", exc)
         publish_all(ls)
+        from floe_lsp.commands import refresh_environment
+
+        await refresh_environment(ls)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def folders_changed(

@@ -86,6 +86,8 @@ class FloeLanguageServer(LanguageServer):
         self.snippets = False
         self.markdown = True
         self.watch_registered = False
+        #: The client's `floe.environment` setting (workspace/configuration); None: every environment.
+        self.environment: str | None = None
 
     @property
     def state(self) -> WorkspaceState:

@@ -67,3 +67,51 @@ async def test_run_can_be_cancelled(client: LanguageClient, project: Path) -> No
     assert result is not None
     assert result["cancelled"] is True
     await wait_for(lambda: any("cancelled" in m.message for m in client.messages), what="cancel message")
+
+
+async def test_environment_setting_picks_the_lenses_and_the_command_env(client: LanguageClient, project: Path) -> None:
+    """`floe.environment` (workspace/configuration) narrows the lenses and is the commands' default env."""
+    refreshes: list[None] = []
+    if types.WORKSPACE_CODE_LENS_REFRESH not in client.protocol.fm.features:
+
+        @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)  # type: ignore[untyped-decorator]
+        def code_lens_refresh(params: None) -> None:
+            refreshes.append(params)
+
+    floe = project / "floe.yaml"
+    open_doc(client, floe)
+    found = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="floe.listEnvironments", arguments=[])
+    )
+    assert found == [{"pipeline": str(floe.resolve()), "name": "customer-analytics",
+                      "environments": ["dev", "prod"], "selected": None}]
+    client.set_configuration("prod", section="floe.environment")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
+
+    async def titles() -> list[str]:
+        lenses = await client.text_document_code_lens_async(
+            types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri(floe)))
+        )
+        return [lens.command.title for lens in lenses or [] if lens.command]
+
+    for _ in range(100):
+        if await titles() == ["Compile (prod)", "Run (prod)", "Open lineage"]:
+            break
+        await asyncio.sleep(0.05)
+    assert await titles() == ["Compile (prod)", "Run (prod)", "Open lineage"]
+    if client.floe_profile == "visual-studio-code":  # type: ignore[attr-defined]
+        await wait_for(lambda: len(refreshes) == 1, what="workspace/codeLens/refresh")
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="floe.compile", arguments=[uri(floe), None])
+    )
+    assert result is not None and result["exitCode"] == 0, result
+    artifacts = json.loads((project / "target" / "floe" / "compiled_artifacts.json").read_text())
+    assert artifacts["environment"] == "prod"
+    # An environment the project does not have falls back to every environment.
+    client.set_configuration("staging", section="floe.environment")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
+    for _ in range(100):
+        if len(await titles()) == 5:
+            break
+        await asyncio.sleep(0.05)
+    assert await titles() == ["Compile (dev)", "Run (dev)", "Compile (prod)", "Run (prod)", "Open lineage"]
