@@ -36,24 +36,13 @@ def serve(tcp: str | None = None, log_file: str | None = None) -> None:
         logging.basicConfig(filename=log_file, level=logging.DEBUG)
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    handshake = None
-    if address is None:
-        from floe_lsp.handshake import Handshake
-
-        # Answer a known `initialize` while the libraries below are imported.
-        handshake = Handshake(sys.stdin.buffer, sys.stdout.buffer).start()
-    from floe_lsp.startup import import_lsp_libraries
-
-    import_lsp_libraries()
     from floe_lsp.server import create_server
 
     server = create_server()
     if address is not None:
         server.start_tcp(*address)
         return
-    assert handshake is not None
-    stdin, stdout = handshake.join()
-    server.start_io(stdin, stdout)  # type: ignore[arg-type]
+    server.start_io()
 
 
 def main(argv: list[str] | None = None) -> None:

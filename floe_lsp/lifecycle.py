@@ -10,7 +10,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from floe_lsp.server import FloeLanguageServer
+from floe_lsp.server import FloeLanguageServer, register_pull_diagnostics
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ def register(server: FloeLanguageServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: FloeLanguageServer, params: types.InitializeParams) -> None:
         caps = params.capabilities
-        ls.snippets = bool(_get(caps, "text_document", "completion", "completion_item", "snippet_support"))
+        ls.snippets = bool(
+            _get(caps, "text_document", "completion", "completion_item", "snippet_support")
+        )
         formats = _get(caps, "text_document", "hover", "content_format") or []
         ls.markdown = not formats or types.MarkupKind.Markdown in formats
         pull = _get(caps, "text_document", "diagnostic") is not None
@@ -40,8 +42,8 @@ def register(server: FloeLanguageServer) -> None:
         # diagnostics change when a platform.yaml changes, and a pull client
         # without refresh would show stale findings. Otherwise push.
         ls.pull_diagnostics = pull and refresh
-        if not ls.pull_diagnostics:
-            ls.protocol.fm.features.pop(types.TEXT_DOCUMENT_DIAGNOSTIC, None)
+        if ls.pull_diagnostics:
+            register_pull_diagnostics(ls)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: FloeLanguageServer, params: types.InitializedParams) -> None:

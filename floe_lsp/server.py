@@ -34,13 +34,6 @@ FEATURES: list[tuple[str, Any, str]] = [
     (types.TEXT_DOCUMENT_DID_CLOSE, None, "diagnostics:did_close"),
     (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, None, "diagnostics:watched"),
     (
-        types.TEXT_DOCUMENT_DIAGNOSTIC,
-        types.DiagnosticOptions(
-            identifier="floe", inter_file_dependencies=True, workspace_diagnostics=False
-        ),
-        "diagnostics:pull",
-    ),
-    (
         types.TEXT_DOCUMENT_COMPLETION,
         types.CompletionOptions(trigger_characters=TRIGGERS),
         "completion:completion",
@@ -159,6 +152,19 @@ def _lazy(target: str) -> Callable[[FloeLanguageServer, Any], Any]:
 
     handler.__name__ = function
     return handler
+
+
+def register_pull_diagnostics(server: FloeLanguageServer) -> None:
+    """Offer pull diagnostics (`textDocument/diagnostic`).
+
+    Called from the `initialize` handler for a client that pulls and can be told
+    to re-pull: pygls computes the announced capabilities after that handler, so
+    a push client is never offered pull.
+    """
+    options = types.DiagnosticOptions(
+        identifier="floe", inter_file_dependencies=True, workspace_diagnostics=False
+    )
+    server.feature(types.TEXT_DOCUMENT_DIAGNOSTIC, options)(_lazy("diagnostics:pull"))
 
 
 def create_server() -> FloeLanguageServer:
