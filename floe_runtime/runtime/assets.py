@@ -13,15 +13,13 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, Failure
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliInvocation
 from dagster_dbt import dbt_assets as _dbt_assets
 
 from floe_runtime.compiler.artifacts import CompiledArtifacts
@@ -36,30 +34,53 @@ from floe_runtime.runtime.plan import (
     plan_transforms,
     select_ids,
 )
-from floe_runtime.runtime.secrets import environ_set, resolve_secrets
+from floe_runtime.runtime.secrets import resolve_secrets
 from floe_runtime.runtime.session import RunSession, strip_ansi
 from floe_runtime.runtime.translator import FloeDbtTranslator
 
 
-class FloeDbtCliResource(DbtCliResource):
-    """DbtCliResource without two start-up costs floe does not need (about 8 s on 2 cores).
+def dbt_invocation(
+    args: list[str],
+    plan: TransformPlan,
+    translator: FloeDbtTranslator,
+    env: Mapping[str, str],
+) -> DbtCliInvocation:
+    """Start `dbt ARGS` for a transform, the secrets in the dbt process's environment only.
 
-    - `dbt --version` in a subprocess: floe runs the dbt beside this Python, so the
-      installed dbt-core's version is the answer.
-    - an in-process dbt adapter: dagster-dbt only uses it for column-metadata helpers
-      floe does not call.
+    dagster-dbt's `DbtCliResource.cli` reads the environment of this process and
+    first runs `dbt --version` and opens an in-process adapter (about 8 s on 2 cores,
+    for helpers floe does not use); floe starts the invocation itself with the
+    version of the dbt-core beside this Python. `DbtCliInvocation.run` is not marked
+    public: pyproject bounds dagster-dbt, and tests/runtime/test_assets.py fails
+    loudly if its signature changes.
     """
+    from packaging import version
 
-    @cached_property
-    def _cli_version(self) -> Any:
-        from packaging import version
-
-        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
-            return version.parse(importlib.metadata.version("dbt-core"))
-        return DbtCliResource._cli_version.func(self)  # type: ignore[attr-defined]
-
-    def _initialize_dbt_core_adapter(self, args: Any) -> Any:
-        return None
+    prepared, target = plan.prepared, plan.prepared.target
+    environ = {
+        **os.environ,
+        **dbt_env(),
+        **env,
+        "PYTHONUNBUFFERED": "1",
+        "DAGSTER_DBT_CLI": "true",
+        "DBT_LOG_FORMAT": "json",
+        "DBT_TARGET_PATH": str(prepared.target_path),
+        "DBT_LOG_PATH": str(prepared.target_path),
+        "DBT_PROFILES_DIR": str(prepared.profiles_dir),
+        "DBT_PROJECT_DIR": target.project_dir,
+    }
+    return DbtCliInvocation.run(
+        args=[dbt_executable(), *args, "--target", target.target],
+        env=environ,
+        manifest=plan.manifest,
+        dagster_dbt_translator=translator,
+        project_dir=Path(target.project_dir),
+        target_path=prepared.target_path,
+        raise_on_error=False,
+        context=None,  # the selection is the plan's, not one dagster-dbt derives from a context
+        adapter=None,
+        cli_version=version.parse(importlib.metadata.version("dbt-core")),
+    )
 
 
 def parse_env(artifacts: CompiledArtifacts) -> dict[str, str]:
@@ -137,12 +158,6 @@ def _transform_assets(
         name=f"dbt_{target.namespace.replace('.', '_')}_{target.index}",
     )
     def _assets(context):  # type: ignore[no-untyped-def]  # Dagster reads the annotation
-        dbt = FloeDbtCliResource(
-            project_dir=target.project_dir,
-            profiles_dir=str(prepared.profiles_dir),
-            dbt_executable=dbt_executable(),
-            target=target.target,
-        )
         with provider.open(context) as session:
             chosen = _chosen_nodes(context, plan, translator)
             _make_parent_dirs(artifacts)
@@ -151,7 +166,7 @@ def _transform_assets(
                 nodes = (phase & chosen) - skipped
                 if not nodes:
                     continue
-                yield from _dbt_build(dbt, context, session, plan, translator, nodes, number)
+                yield from _dbt_build(context, session, plan, translator, nodes, number)
                 failed = {uid for uid in nodes if (r := session.results.get(uid)) and r.failed}
                 skipped |= plan.descendants(failed)
                 session.skip(skipped & chosen - nodes, manifest, "an upstream node failed")
@@ -190,7 +205,6 @@ def _chosen_nodes(
 
 
 def _dbt_build(
-    dbt: DbtCliResource,
     context: AssetExecutionContext,
     session: RunSession,
     plan: TransformPlan,
@@ -206,37 +220,29 @@ def _dbt_build(
     if target.vars:
         args += ["--vars", json.dumps(target.vars)]
     log_path = plan.prepared.target_path / "dagster-dbt.log"
-    with session.secrets.exported(), environ_set(dbt_env()):
-        # No context: the selection is the plan's, not one dagster-dbt derives from it.
-        invocation = dbt.cli(
-            args,
-            manifest=manifest,
-            dagster_dbt_translator=translator,
-            raise_on_error=False,
-            target_path=plan.prepared.target_path,
-        )
-        with log_path.open("a" if number else "w", encoding="utf-8") as log:
-            events = invocation.stream_raw_events()
-            while True:
-                # dagster-dbt echoes every dbt event to stdout: keep it in a log file.
-                with contextlib.redirect_stdout(log):
-                    event = next(events, None)
-                if event is None:
-                    break
-                session.on_dbt_event(event.raw_event, manifest, translator)
-                yield from event.to_default_asset_events(
-                    manifest=manifest,
-                    dagster_dbt_translator=translator,
-                    context=context,
-                    target_path=invocation.target_path,
-                )
-        session.apply_run_results(invocation.target_path, manifest, translator)
-        if not invocation.is_successful() and not any(
-            session.results[uid].failed for uid in nodes if uid in session.results
-        ):
-            # dbt stopped outside any node (compilation, adapter start-up): nothing ran.
-            session.fatal = True
-            session.errors.append(session.secrets.redact(_dbt_error(invocation.get_error())))
+    invocation = dbt_invocation(args, plan, translator, session.secrets.env())
+    with log_path.open("a" if number else "w", encoding="utf-8") as log:
+        events = invocation.stream_raw_events()
+        while True:
+            # dagster-dbt echoes every dbt event to stdout: keep it in a log file.
+            with contextlib.redirect_stdout(log):
+                event = next(events, None)
+            if event is None:
+                break
+            session.on_dbt_event(event.raw_event, manifest, translator)
+            yield from event.to_default_asset_events(
+                manifest=manifest,
+                dagster_dbt_translator=translator,
+                context=context,
+                target_path=invocation.target_path,
+            )
+    session.apply_run_results(invocation.target_path, manifest, translator)
+    if not invocation.is_successful() and not any(
+        session.results[uid].failed for uid in nodes if uid in session.results
+    ):
+        # dbt stopped outside any node (compilation, adapter start-up): nothing ran.
+        session.fatal = True
+        session.errors.append(session.secrets.redact(_dbt_error(invocation.get_error())))
 
 
 def _dbt_error(error: BaseException | None) -> str:

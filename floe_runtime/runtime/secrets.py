@@ -7,9 +7,8 @@ Values live only in memory; this module never logs or formats them.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from floe_runtime.config.base import secret_env_var
@@ -47,21 +46,6 @@ def resolve_secret(name: str) -> str | None:
         return None
 
 
-@contextlib.contextmanager
-def environ_set(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a block, then restore the old ones."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 class Secrets:
     """Resolved secrets of one run, by secret_ref name. `repr` never shows values."""
 
@@ -85,10 +69,6 @@ class Secrets:
     def env(self) -> dict[str, str]:
         """Environment variables the generated dbt profiles read with env_var()."""
         return {secret_env_var(name): value for name, value in self._values.items()}
-
-    def exported(self) -> contextlib.AbstractContextManager[None]:
-        """Set the secrets' environment variables for child processes (dbt), then restore."""
-        return environ_set(self.env())
 
     def redact(self, text: str) -> str:
         """`text` with every resolved value replaced by `***` (belt and braces for error text)."""

@@ -151,8 +151,11 @@ compute:
         assert table.scan().to_arrow().num_rows == rows
         assert table.properties["dbt.unique-id"] == f"model.customer_analytics.{name}"
     events = [json.loads(x) for x in (project / ".floe" / "lineage.jsonl").read_text().splitlines()]
-    outputs = {o["namespace"] for e in events for o in e.get("outputs", [])}
-    assert f"iceberg+{seaweedfs.catalog_uri}/s3://warehouse" in outputs
+    outputs = {(o["namespace"], o["name"]) for e in events for o in e.get("outputs", [])}
+    # OpenLineage names Iceberg tables by location: s3://bucket + the table's path.
+    for name in MARTS:
+        location = catalog.load_table(("analytics", name)).location()
+        assert ("s3://warehouse", location.removeprefix("s3://warehouse/")) in outputs
     assert seaweedfs.client_secret not in result.output
     assert grep_tree(project, seaweedfs.client_secret) == []
 
