@@ -54,15 +54,21 @@ def _unknown_env(name: str, envs: tuple[Environment, ...]) -> str:
     return f"environment '{name}' not found; available: {names}"
 
 
-def find_environments(root: Path, environ: Mapping[str, str] | None = None) -> list[Environment]:
-    """Every environment of the pipeline rooted at `root`, in a stable order."""
+def find_environments(
+    root: Path, environ: Mapping[str, str] | None = None, env: str | None = None
+) -> list[Environment]:
+    """Every environment of the pipeline rooted at `root`, in a stable order.
+
+    With `FLOE_PLATFORM_FILE` there is one, named by `env` (`--env`), else `FLOE_ENV`,
+    else "default": the file is that environment's platform, as a Kubernetes mount is.
+    """
     environ = os.environ if environ is None else environ
     named = environ.get("FLOE_PLATFORM_FILE")
     if named:
         path = Path(named).expanduser()
         if not path.is_absolute():
             path = Path.cwd() / path
-        return [Environment(environ.get("FLOE_ENV") or DEFAULT_ENV, path)]
+        return [Environment(env or environ.get("FLOE_ENV") or DEFAULT_ENV, path)]
     envs: list[Environment] = []
     beside = root / PLATFORM_FILE
     if beside.is_file():
@@ -110,8 +116,8 @@ def discover(
         raise ProjectError(f"{target} does not exist")
     pipeline_file = pipeline_file.resolve()
     root = pipeline_file.parent
-    envs = tuple(find_environments(root, environ))
     wanted = env or environ.get("FLOE_ENV") or None
+    envs = tuple(find_environments(root, environ, wanted))
     if wanted and not environ.get("FLOE_PLATFORM_FILE"):
         project = Project(root, pipeline_file, envs)
         envs = (project.environment(wanted),)

@@ -46,7 +46,8 @@ from openlineage.client.facet_v2 import (
     symlinks_dataset,
 )
 from openlineage.client.generated.base import RunFacet
-from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
+from openlineage.client.serde import Serde
+from openlineage.client.transport import Transport
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
@@ -313,6 +314,20 @@ def _job_type(kind: str) -> job_type_job.JobTypeJobFacet:
 # ---------------------------------------------------------------- transports
 
 
+class StderrTransport(Transport):
+    """Each event as one JSON line on standard error.
+
+    openlineage-python's console transport hands events to the `logging` module at
+    INFO, which prints nothing unless the application configures logging.
+    """
+
+    kind = "floe-stderr"
+
+    def emit(self, event: Any) -> None:
+        sys.stderr.write(Serde.to_json(event) + "\n")
+        sys.stderr.flush()
+
+
 class _Disabled:
     def emit(self, event: RunEvent) -> None:
         return None
@@ -346,7 +361,7 @@ def _client(artifacts: CompiledArtifacts, secrets: Secrets) -> tuple[Any, str]:
         )
     if isinstance(config, ConsoleLineage):
         return (
-            OpenLineageClient(transport=ConsoleTransport(ConsoleConfig()), config=_CLIENT_CONFIG),
+            OpenLineageClient(transport=StderrTransport(), config=_CLIENT_CONFIG),
             "console",
         )
     if isinstance(config, HttpLineage):

@@ -53,6 +53,9 @@ def test_floe_platform_file_names_the_file(
     monkeypatch.setenv("FLOE_ENV", "prod")
     [env] = discover(root).environments
     assert (env.name, env.platform_file) == ("prod", mounted)
+    # --env names the mounted file's environment (it used to compile "default" or FLOE_ENV).
+    [env] = discover(root, "staging").environments
+    assert (env.name, env.platform_file) == ("staging", mounted)
 
 
 def test_missing_floe_yaml(tmp_path: Path) -> None:

@@ -187,3 +187,26 @@ def test_validate_does_not_import_runtime_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
     assert out.stdout.strip().splitlines()[-2:] == ["[]", "False"]
+
+
+def test_compile_env_names_the_environment_of_floe_platform_file(tmp_path: Path) -> None:
+    """`FLOE_PLATFORM_FILE` + `--env prod` compiles prod, as the README says (not "default")."""
+    import shutil
+
+    project = tmp_path / "ca"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target", ".floe"))
+    mounted = project / "platform" / "dev" / "platform.yaml"
+    env = {**os.environ, "FLOE_PLATFORM_FILE": str(mounted)}
+    env.pop("FLOE_ENV", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "floe_runtime", "compile", str(project), "--env", "prod"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    artifacts = json.loads((project / "target" / "floe" / "compiled_artifacts.json").read_text())
+    assert artifacts["environment"] == "prod"
+    assert artifacts["platform_file"] == str(mounted)

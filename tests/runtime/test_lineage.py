@@ -702,3 +702,23 @@ def test_lineage_env_with_console_transport_has_nothing_to_render(project: Path)
     assert result.code == 0, result.output
     assert "nothing to render" in result.output and "Lineage page" not in result.output
     assert not (project / "target" / "floe" / "lineage.html").exists()
+
+
+def test_console_transport_prints_each_event_as_json_on_stderr(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    platform = project / "platform" / "dev" / "platform.yaml"
+    platform.write_text(
+        platform.read_text().replace(
+            "    transport: file\n    path: ./.floe/lineage.jsonl\n", "    transport: console\n"
+        )
+    )
+    artifacts = _compile(project, "dev")
+    emitter = LineageEmitter(artifacts, Secrets({}), str(uuid.uuid4()))
+    assert emitter.description == "console"
+    emitter.pipeline_event(RunState.START)
+    emitter.pipeline_event(RunState.COMPLETE)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert [e["eventType"] for e in lines] == ["START", "COMPLETE"]
+    for event in lines:
+        _check_event(event)
