@@ -29,7 +29,7 @@ from floe_runtime.cli.common import (
 if TYPE_CHECKING:
     from floe_runtime.analysis import Project
     from floe_runtime.compiler.artifacts import CompiledArtifacts
-    from floe_runtime.runtime.engine import RunOutcome
+    from floe_runtime.runtime.runner import RunOutcome
     from floe_runtime.runtime.session import NodeResult
 
 
@@ -116,7 +116,7 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
     err_console = Console(file=sys.stderr, highlight=False, soft_wrap=True, width=width)
     from floe_runtime.runtime.dbt_project import DbtParseError
-    from floe_runtime.runtime.engine import CatalogUnavailable, run_pipeline
+    from floe_runtime.runtime.runner import CatalogUnavailable, run_pipeline
 
     console.print(
         f"[bold]floe-runtime run[/bold] {artifacts.pipeline.name} "
