@@ -11,6 +11,9 @@ import {
   RevealOutputChannelOn,
   ServerOptions,
   State,
+  WorkDoneProgress,
+  WorkDoneProgressCancelNotification,
+  WorkDoneProgressCreateRequest,
 } from 'vscode-languageclient/node';
 
 /** How the server is started, and how to run floe-runtime with the same installation. */
@@ -159,6 +162,21 @@ async function notFound(tried: string[], reason?: string): Promise<void> {
   }
 }
 
+function firstSeen(uri: vscode.Uri, count: number): void {
+  if (firstDiagnostics) {
+    firstDiagnostics = false;
+    log(`first diagnostics ${Date.now() - activatedAt} ms after activation (${uri.fsPath}: ${count})`);
+  }
+}
+
+/** Schema findings left to Red Hat YAML's JSON Schema validation, when it is installed. */
+function dedupe(diagnostics: vscode.Diagnostic[]): vscode.Diagnostic[] {
+  const on =
+    config().get<boolean>('yamlValidation.deduplicate', true) &&
+    vscode.extensions.getExtension('redhat.vscode-yaml') !== undefined;
+  return on ? diagnostics.filter((d) => !SCHEMA_CODES.has(String(typeof d.code === 'object' ? d.code.value : d.code))) : diagnostics;
+}
+
 function clientOptions(): LanguageClientOptions {
   return {
     documentSelector: [
@@ -180,15 +198,18 @@ function clientOptions(): LanguageClientOptions {
           return result instanceof Error ? { success: false } : result;
         },
       },
+      // Push (publishDiagnostics) and pull (textDocument/diagnostic) both pass here.
       handleDiagnostics: (uri, diagnostics, next) => {
-        if (firstDiagnostics) {
-          firstDiagnostics = false;
-          log(`first diagnostics ${Date.now() - activatedAt} ms after activation (${uri.fsPath}: ${diagnostics.length})`);
+        firstSeen(uri, diagnostics.length);
+        next(uri, dedupe(diagnostics));
+      },
+      provideDiagnostics: async (document, previousResultId, token, next) => {
+        const report = await next(document, previousResultId, token);
+        if (report && report.kind === 'full') {
+          firstSeen(document instanceof vscode.Uri ? document : document.uri, report.items.length);
+          return { ...report, items: dedupe(report.items) };
         }
-        const dedupe =
-          config().get<boolean>('yamlValidation.deduplicate', true) &&
-          vscode.extensions.getExtension('redhat.vscode-yaml') !== undefined;
-        next(uri, dedupe ? diagnostics.filter((d) => !SCHEMA_CODES.has(String(d.code))) : diagnostics);
+        return report;
       },
     },
   };
@@ -220,9 +241,38 @@ async function start(): Promise<void> {
     return;
   }
   log(`server ready in ${Date.now() - t0} ms`);
+  // The server's work-done progress (compile, run, lineage) as a notification with Cancel,
+  // rather than the client's default status-bar item; Cancel terminates the run.
+  c.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => notificationProgress(c, token));
   client = c;
   current = server;
   await updateStatus();
+}
+
+function notificationProgress(c: LanguageClient, token: string | number): void {
+  let report: vscode.Progress<{ message?: string }> | undefined;
+  let finish: () => void = () => undefined;
+  const ended = new Promise<void>((resolve) => (finish = resolve));
+  const sub = c.onProgress(WorkDoneProgress.type, token, (value) => {
+    if (value.kind === 'begin') {
+      void vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: value.title, cancellable: value.cancellable ?? false },
+        (progress, cancel) => {
+          report = progress;
+          if (value.message) {
+            progress.report({ message: value.message });
+          }
+          cancel.onCancellationRequested(() => void c.sendNotification(WorkDoneProgressCancelNotification.type, { token }));
+          return ended;
+        },
+      );
+    } else if (value.kind === 'report') {
+      report?.report({ message: value.message });
+    } else {
+      finish();
+      sub.dispose();
+    }
+  });
 }
 
 async function stop(): Promise<void> {
