@@ -113,6 +113,8 @@ def catalog_properties(
         props.update({"type": "glue", "glue.region": catalog.region})
         if catalog.catalog_id:
             props["glue.id"] = catalog.catalog_id
+        if catalog.endpoint:
+            props["glue.endpoint"] = catalog.endpoint
         warehouse = catalog.warehouse or storage_location(storage, root)
         if warehouse:
             props["warehouse"] = warehouse

@@ -191,6 +191,10 @@ class GlueCatalog(FloeModel):
     type: Literal["glue"] = Field(description="AWS Glue Data Catalog.")
     region: str = Field(description="AWS region of the catalog.")
     catalog_id: str | None = Field(default=None, description="AWS account id owning the catalog.")
+    endpoint: str | None = Field(
+        default=None,
+        description="Glue API endpoint, for a Glue-compatible service (default: AWS's for the region).",
+    )
     warehouse: str | None = Field(
         default=None, description="Warehouse location; default: the pipeline's storage profile."
     )

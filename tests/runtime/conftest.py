@@ -302,3 +302,30 @@ def grep_tree(root: Path, needle: str) -> list[str]:
             except OSError:
                 continue
     return hits
+
+
+# ---------------------------------------------------------------- moto (AWS Glue + S3)
+
+
+@pytest.fixture(scope="session")
+def moto_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`moto_server` on 127.0.0.1: an in-memory AWS (Glue Data Catalog and S3); its endpoint."""
+    server = VENV_BIN / "moto_server"
+    if not server.exists():
+        raise RuntimeError("moto[server] is not installed (pip install -e '.[dev]')")
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_port(port, 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -166,3 +166,73 @@ compute:
     table = catalog.load_table(("analytics", "orders"))
     assert table.current_snapshot().snapshot_id != before
     assert table.scan().to_arrow().num_rows == 60
+
+
+def test_glue_catalog_with_s3_storage(moto_aws: str, tmp_path: Path) -> None:
+    """A Glue Data Catalog (moto's, on 127.0.0.1) with S3 storage: run publishes, a reader loads."""
+    import boto3
+
+    key_id, secret = "AKIAFLOETEST", "glue-sentinel-5c2e91d7"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_aws,
+        region_name="us-east-1",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
+    s3.create_bucket(Bucket="glue-lake")
+    project = copy_example(tmp_path / "ca")
+    _platform(
+        project,
+        "aws",
+        f"""version: "1"
+storage:
+  default:
+    type: s3
+    bucket: glue-lake
+    prefix: iceberg/
+    region: us-east-1
+    endpoint: {moto_aws}
+    path_style_access: true
+    credentials:
+      access_key_id: {{secret_ref: aws-key-id}}
+      secret_access_key: {{secret_ref: aws-secret}}
+catalogs:
+  default:
+    type: glue
+    region: us-east-1
+    endpoint: {moto_aws}
+    credentials:
+      access_key_id: {{secret_ref: aws-key-id}}
+      secret_access_key: {{secret_ref: aws-secret}}
+compute:
+  default: {{type: duckdb, path: ./.floe/floe.duckdb}}
+""",
+    )
+    env = {"AWS_KEY_ID": key_id, "AWS_SECRET": secret}
+    result = floe("run", str(project), "--env", "aws", env=env)
+    assert result.code == 0, result.output
+
+    from pyiceberg.catalog import load_catalog
+
+    catalog = load_catalog(
+        "check",
+        type="glue",
+        **{
+            "glue.region": "us-east-1",
+            "glue.endpoint": moto_aws,
+            "glue.access-key-id": key_id,
+            "glue.secret-access-key": secret,
+            "s3.endpoint": moto_aws,
+            "s3.region": "us-east-1",
+            "s3.path-style-access": "true",
+            "s3.access-key-id": key_id,
+            "s3.secret-access-key": secret,
+        },
+    )
+    for name, rows in MARTS.items():
+        table = catalog.load_table(("analytics", name))
+        assert table.location().startswith("s3://glue-lake/iceberg/")
+        assert table.scan().to_arrow().num_rows == rows
+    assert secret not in result.output
+    assert grep_tree(project, secret) == []
