@@ -53,7 +53,9 @@ def locate(ls: FloeLanguageServer, uri: str, position: types.Position) -> Locate
         return None
     conv = ls.converter(path, text)
     pos = conv.from_client(position)
-    return Located(path, text, model, conv, cursor_at(text, pos.line, pos.character))
+    return Located(
+        path, text, model, conv, cursor_at(text, pos.line, pos.character, ls.trees, str(path))
+    )
 
 
 def type_label(slot: Slot) -> str:
@@ -157,7 +159,9 @@ def value_item(
         documentation=_docs(ls, doc),
         filter_text=label,
         sort_text=sort,
-        insert_text_format=types.InsertTextFormat.Snippet if snippet else types.InsertTextFormat.PlainText,
+        insert_text_format=types.InsertTextFormat.Snippet
+        if snippet
+        else types.InsertTextFormat.PlainText,
         text_edit=types.TextEdit(range=edit_range, new_text=text if text is not None else label),
     )
 
@@ -187,7 +191,9 @@ def complete(ls: FloeLanguageServer, uri: str, position: types.Position) -> type
         return empty
     path, model, conv, cur = here.path, here.model, here.conv, here.cur
     pos = conv.from_client(position)
-    edit_range = conv.range(Range(Position(cur.line, cur.start), Position(cur.line, max(cur.end, pos.character))))
+    edit_range = conv.range(
+        Range(Position(cur.line, cur.start), Position(cur.line, max(cur.end, pos.character)))
+    )
     projects = ls.state.ensure(path)
     if cur.kind == "key":
         items = _keys(ls, model, cur, edit_range, path, projects)
@@ -207,9 +213,17 @@ def _keys(
     if cur.flow:
         slot = slot_at(model, cur.path, cur.data)
         if slot is not None and slot.model is SecretRef:
-            return [value_item(ls, "secret_ref", edit_range, text="secret_ref: ",
-                               detail="secret reference", kind=types.CompletionItemKind.Property,
-                               doc=slot.description)]
+            return [
+                value_item(
+                    ls,
+                    "secret_ref",
+                    edit_range,
+                    text="secret_ref: ",
+                    detail="secret reference",
+                    kind=types.CompletionItemKind.Property,
+                    doc=slot.description,
+                )
+            ]
     fields = keys_at(model, cur.path, cur.data)
     indent = " " * cur.start
     holder = slot_at(model, cur.path, cur.data)
@@ -229,9 +243,16 @@ def _keys(
                 if ref.kind == kind:
                     wanted.add(ref.name)
         for name in sorted(wanted - cur.present):
-            items.append(value_item(ls, name, edit_range, text=f"{name}:",
-                                    detail=f"{kind} profile referenced by floe.yaml",
-                                    kind=types.CompletionItemKind.Module))
+            items.append(
+                value_item(
+                    ls,
+                    name,
+                    edit_range,
+                    text=f"{name}:",
+                    detail=f"{kind} profile referenced by floe.yaml",
+                    kind=types.CompletionItemKind.Module,
+                )
+            )
     return items
 
 
@@ -248,7 +269,9 @@ def _values(
         return _profiles(ls, str(key), edit_range, projects)
     if model is Pipeline and len(cur.path) == 3 and cur.path[0] == "transforms" and key == "path":
         return [
-            value_item(ls, folder, edit_range, detail="dbt project", kind=types.CompletionItemKind.Folder)
+            value_item(
+                ls, folder, edit_range, detail="dbt project", kind=types.CompletionItemKind.Folder
+            )
             for folder in dbt_folders(path.parent)
         ]
     if cur.flow and key == "secret_ref":
@@ -256,8 +279,14 @@ def _values(
     parent = slot_at(model, cur.path[:-1], cur.data)
     if parent is not None and parent.discriminator is not None and parent.discriminator == key:
         return [
-            value_item(ls, tag, edit_range, detail=member.__name__,
-                       doc=(member.__doc__ or "").strip(), kind=types.CompletionItemKind.EnumMember)
+            value_item(
+                ls,
+                tag,
+                edit_range,
+                detail=member.__name__,
+                doc=(member.__doc__ or "").strip(),
+                kind=types.CompletionItemKind.EnumMember,
+            )
             for tag, member in parent.tag_values().items()
         ]
     slot = slot_at(model, cur.path, cur.data)
@@ -265,14 +294,38 @@ def _values(
         return []
     if slot.model is SecretRef:
         if ls.snippets:
-            return [value_item(ls, "{secret_ref: …}", edit_range, text="{secret_ref: ${1:name}}",
-                               snippet=True, detail="secret reference", doc=slot.description,
-                               kind=types.CompletionItemKind.Snippet)]
-        return [value_item(ls, "{secret_ref: }", edit_range, text="{secret_ref: }",
-                           detail="secret reference", doc=slot.description)]
+            return [
+                value_item(
+                    ls,
+                    "{secret_ref: …}",
+                    edit_range,
+                    text="{secret_ref: ${1:name}}",
+                    snippet=True,
+                    detail="secret reference",
+                    doc=slot.description,
+                    kind=types.CompletionItemKind.Snippet,
+                )
+            ]
+        return [
+            value_item(
+                ls,
+                "{secret_ref: }",
+                edit_range,
+                text="{secret_ref: }",
+                detail="secret reference",
+                doc=slot.description,
+            )
+        ]
     return [
-        value_item(ls, _yaml(v), edit_range, detail=type_label(slot), doc=slot.description,
-                   kind=types.CompletionItemKind.EnumMember, text=_as_yaml_value(v))
+        value_item(
+            ls,
+            _yaml(v),
+            edit_range,
+            detail=type_label(slot),
+            doc=slot.description,
+            kind=types.CompletionItemKind.EnumMember,
+            text=_as_yaml_value(v),
+        )
         for v in slot.enum_values
     ]
 
@@ -310,9 +363,17 @@ def _profiles(
         doc = f"`{name}` {kind} profile\n\n" + "\n".join(f"- **{env}**: `{t}`" for env, t in where)
         if missing:
             doc += "\n\n⚠ not defined in: " + ", ".join(missing)
-        items.append(value_item(ls, name, edit_range, detail=detail, doc=doc,
-                                kind=types.CompletionItemKind.Reference,
-                                sort=("0" if not missing else "1") + name))
+        items.append(
+            value_item(
+                ls,
+                name,
+                edit_range,
+                detail=detail,
+                doc=doc,
+                kind=types.CompletionItemKind.Reference,
+                sort=("0" if not missing else "1") + name,
+            )
+        )
     return items
 
 
@@ -328,8 +389,16 @@ def _secret_names(
             for p, node in doc.root.walk():
                 if p and p[-1] == "secret_ref" and node.kind == "scalar":
                     names.add(str(node.value))
-    return [value_item(ls, n, edit_range, detail="secret used in this project",
-                       kind=types.CompletionItemKind.Constant) for n in sorted(names)]
+    return [
+        value_item(
+            ls,
+            n,
+            edit_range,
+            detail="secret used in this project",
+            kind=types.CompletionItemKind.Constant,
+        )
+        for n in sorted(names)
+    ]
 
 
 def completion(ls: FloeLanguageServer, params: types.CompletionParams) -> types.CompletionList:

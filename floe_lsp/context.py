@@ -1,11 +1,14 @@
-"""What is at the cursor, read from the text itself so that half-typed documents work.
+"""What is at the cursor, read with the server's tolerant reader so half-typed documents work.
 
-YAML written by hand is block-indented; the path of the mapping holding a line
-follows from the lines above it with less indentation. That inference needs no
-parse, so completion and hover keep working while the file has a syntax error
-(a key with no colon yet, an unclosed quote further down). The scalars found
-beside the cursor (`type: s3`, `mode: oauth2`) pick the member of each tagged
-union on the way down.
+The document is read with tree-sitter (`floe_lsp.reader`). The cursor's own
+line is usually the half-typed one (a key with no colon yet, an unclosed
+`{`), so it is read on its own, and the document is read with that line
+replaced by a placeholder key at the same indentation: the placeholder's place
+in the tree gives the path of the mapping the cursor is in, its siblings the
+keys already present, and the scalars beside it on the way down (`type: s3`,
+`mode: oauth2`) pick the member of each tagged union. Lines that do not parse
+elsewhere in the document are blanked, so they do not take the cursor's
+section with them.
 """
 
 from __future__ import annotations
@@ -14,184 +17,25 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-PathItem = str | int
-Path = tuple[PathItem, ...]
+from tree_sitter import Node
 
-_KEY = re.compile(
-    r"""(?P<key>"[^"]*"|'[^']*'|[^\s#:{}\[\],&*!|>'"%@`-][^:#]*?|-[^\s:#][^:#]*?)\s*:(?=\s|$)"""
+from floe_lsp.reader import (
+    PAIRS,
+    KeyPath,
+    Trees,
+    collection,
+    column,
+    enclosing_mappings,
+    pairs,
+    path_to,
+    scalar_text,
+    value_of,
 )
-_DASH = re.compile(r"-(?:\s+|$)")
 
+#: The key put on the cursor's line to find where that line sits in the document.
+PLACEHOLDER = "__floe_cursor__"
 
-@dataclass(frozen=True)
-class LineInfo:
-    """One line of block YAML: indentation, a leading `- `, a key and the value's text."""
-
-    indent: int
-    dash: int | None  # column of a leading "- "
-    key_col: int  # column where the key (or item content) starts
-    key: str | None
-    key_end: int
-    value: str | None  # text after "key:" (comment stripped), None when there is no key
-    value_col: int
-
-    @property
-    def first(self) -> int:
-        """Column of the first token (the dash for items)."""
-        return self.dash if self.dash is not None else self.key_col
-
-
-def strip_comment(line: str) -> str:
-    """The line without a trailing `# comment` (quotes respected)."""
-    quote: str | None = None
-    for index, char in enumerate(line):
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "\"'":
-            quote = char
-        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
-            return line[:index]
-    return line
-
-
-def parse_line(line: str) -> LineInfo | None:
-    """Read one line; None for blank lines, comments and document markers."""
-    body = strip_comment(line.rstrip("\r\n")).rstrip()
-    stripped = body.lstrip(" ")
-    if not stripped or stripped.startswith(("---", "...", "%")):
-        return None
-    indent = len(body) - len(stripped)
-    col = indent
-    dash: int | None = None
-    while True:  # "- - key:" nests items; the innermost dash counts
-        match = _DASH.match(body, col)
-        if match is None:
-            break
-        dash = col
-        col = match.end()
-    match = _KEY.match(body, col)
-    if match is None:
-        return LineInfo(indent, dash, col, None, col, None, col)
-    key = match.group("key")
-    if key[:1] in "\"'" and key[-1:] == key[:1] and len(key) >= 2:
-        key = key[1:-1]
-    rest_col = match.end()
-    value_text = body[rest_col:]
-    value_col = rest_col + (len(value_text) - len(value_text.lstrip()))
-    return LineInfo(indent, dash, col, key, match.start("key") + len(match.group("key")),
-                    value_text.strip(), value_col)
-
-
-class Lines:
-    """The lines of a text, parsed on demand."""
-
-    def __init__(self, text: str) -> None:
-        self.raw = text.split("\n")
-        self._info: dict[int, LineInfo | None] = {}
-
-    def indent(self, index: int) -> int:
-        """Leading spaces of a line (cheap: no parse); a large number for blank lines."""
-        raw = self.raw[index]
-        stripped = raw.lstrip(" ")
-        if not stripped.strip():
-            return 1 << 30
-        return len(raw) - len(stripped)
-
-    def info(self, index: int) -> LineInfo | None:
-        """The parsed line at `index` (None when blank or out of range)."""
-        if index < 0 or index >= len(self.raw):
-            return None
-        if index not in self._info:
-            self._info[index] = parse_line(self.raw[index])
-        return self._info[index]
-
-    # ------------------------------------------------------------ paths
-    def mapping_path(self, index: int, col: int, levels: dict[Path, tuple[int, int]]) -> Path:
-        """Path of the mapping whose keys sit at `col` and which holds line `index`."""
-        here = self.info(index)
-        if here is not None and here.dash is not None and here.key_col == col:
-            path = self.item_path(index, here.dash, levels)
-            levels[path] = (index, col)
-            return path
-        j = index - 1
-        while j >= 0:
-            if self.indent(j) >= col:  # deeper or sibling lines cannot hold this mapping
-                j -= 1
-                continue
-            info = self.info(j)
-            if info is None:
-                j -= 1
-                continue
-            if info.dash is not None and info.dash < col:
-                if info.key_col == col:
-                    path = self.item_path(j, info.dash, levels)
-                elif info.key is not None and info.key_col < col:
-                    path = (*self.mapping_path(j, info.key_col, levels), info.key)
-                else:
-                    path = ()
-                levels[path] = (index, col)
-                return path
-            if info.dash is None and info.key_col < col:
-                path = (*self.mapping_path(j, info.key_col, levels), info.key) if info.key else ()
-                levels[path] = (index, col)
-                return path
-            j -= 1
-        levels[()] = (index, col)
-        return ()
-
-    def item_path(self, index: int, dash: int, levels: dict[Path, tuple[int, int]]) -> Path:
-        """Path of the sequence item whose dash is at column `dash` on line `index`."""
-        position = 0
-        j = index - 1
-        while j >= 0:
-            if self.indent(j) > dash:
-                j -= 1
-                continue
-            info = self.info(j)
-            if info is None or info.first > dash:
-                j -= 1
-                continue
-            if info.dash == dash:
-                position += 1
-                j -= 1
-                continue
-            if info.key is not None and (info.value == "" or info.value is None):
-                return (*self.mapping_path(j, info.key_col, levels), info.key, position)
-            return (position,)
-        return (position,)
-
-    # ------------------------------------------------------------ siblings
-    def siblings(self, index: int, col: int) -> dict[str, str]:
-        """Keys at column `col` in the block mapping around line `index`, with their value text."""
-        out: dict[str, str] = {}
-        j = index
-        while j >= 0:  # upwards, including the line itself
-            if self.indent(j) > col:
-                j -= 1
-                continue
-            info = self.info(j)
-            if info is not None:
-                if info.first < col and not (info.dash is not None and info.key_col == col):
-                    break
-                if info.key_col == col and info.key is not None and j != index:
-                    out.setdefault(info.key, info.value or "")
-                if info.dash is not None and info.key_col == col:
-                    break  # the first line of a sequence item
-            j -= 1
-        j = index + 1
-        while j < len(self.raw):
-            if self.indent(j) > col:
-                j += 1
-                continue
-            info = self.info(j)
-            if info is not None:
-                if info.first < col:
-                    break
-                if info.key_col == col and info.dash is None and info.key is not None:
-                    out.setdefault(info.key, info.value or "")
-            j += 1
-        return out
+_PREFIX = re.compile(r"^([ \t]*)((?:-(?:[ \t]+|$))*)")
 
 
 def scalar(text: str) -> Any:
@@ -204,43 +48,7 @@ def scalar(text: str) -> Any:
         return lowered == "true"
     if lowered in ("", "~", "null"):
         return None
-    if text.startswith("{") and text.endswith("}"):
-        out: dict[str, Any] = {}
-        for part in text[1:-1].split(","):
-            key, sep, value = part.partition(":")
-            if sep:
-                out[key.strip().strip("\"'")] = scalar(value)
-        return out
     return text
-
-
-def build_data(lines: Lines, levels: dict[Path, tuple[int, int]]) -> Any:
-    """Nested data from the sibling scalars of every mapping on the way to the cursor."""
-    root: dict[str, Any] = {}
-    for path in sorted(levels, key=len):
-        line, col = levels[path]
-        container: Any = root
-        for step, item in enumerate(path):
-            nxt = path[step + 1] if step + 1 < len(path) else None
-            empty: Any = [] if isinstance(nxt, int) else {}
-            if isinstance(item, int):
-                if not isinstance(container, list):
-                    break
-                while len(container) <= item:
-                    container.append({} if not isinstance(nxt, int) else [])
-                container = container[item]
-            else:
-                if not isinstance(container, dict):
-                    break
-                existing = container.get(item)
-                if not isinstance(existing, (dict, list)):
-                    container[item] = empty
-                container = container[item]
-        else:
-            if isinstance(container, dict):
-                for key, text in lines.siblings(line, col).items():
-                    container.setdefault(key, scalar(text) if text else {})
-    return root
 
 
 CursorKind = Literal["key", "value", "none"]
@@ -256,7 +64,7 @@ class Cursor:
     """
 
     kind: CursorKind
-    path: Path
+    path: KeyPath
     line: int
     start: int
     end: int
@@ -265,7 +73,6 @@ class Cursor:
     data: Any = None
     present: set[str] = field(default_factory=set)
     flow: bool = False  # inside `{...}`
-    line_info: LineInfo | None = None
 
     @property
     def key(self) -> str | None:
@@ -277,7 +84,45 @@ class Cursor:
         return None
 
 
-_WORD = re.compile(r"[^\s:,{}\[\]#\"']*")
+@dataclass(frozen=True)
+class _LineKey:
+    """The cursor's line read on its own: its key (when it has a colon) and its comment."""
+
+    key: str | None = None
+    key_end: int = 0  # code points
+    colon_end: int = 0
+    comment: int | None = None  # column where a comment starts
+    broken: bool = False  # the line does not parse on its own
+
+
+def _read_line(trees: Trees, raw: str, key_col: int) -> _LineKey:
+    data = raw.encode("utf-8")
+    tree = trees.parse_alone(data)
+    key: tuple[str, int, int] | None = None
+    comment: int | None = None
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type == "comment":
+            at = column(data, node.start_point.column)
+            comment = at if comment is None else min(comment, at)
+        elif (
+            node.type == ":"
+            and node.parent is not None
+            and (node.parent.type in PAIRS or node.parent.is_error)
+        ):
+            before = node.prev_sibling
+            if before is None or column(data, before.start_point.column) != key_col:
+                continue
+            text = scalar_text(before)
+            end = column(data, node.end_point.column)
+            if text is not None and (key is None or end < key[2]):
+                key = (text, column(data, before.end_point.column), end)
+    broken = tree.root_node.has_error
+    if key is None:
+        return _LineKey(comment=comment, broken=broken)
+    return _LineKey(key[0], key[1], key[2], comment, broken)
 
 
 def _token(line: str, start: int, char: int) -> tuple[int, int]:
@@ -287,89 +132,59 @@ def _token(line: str, start: int, char: int) -> tuple[int, int]:
     return start, end
 
 
-def cursor_at(text: str, line: int, char: int) -> Cursor:
-    """Analyse the text around (line, char) (code points)."""
-    lines = Lines(text)
-    if line >= len(lines.raw):
-        return Cursor("key", (), line, 0, 0, "", "", data={}, present=set())
-    raw = lines.raw[line].rstrip("\r")
-    char = min(char, len(raw))
-    before = raw[:char]
-    if strip_comment(before) != before:
-        return Cursor("none", (), line, char, char, "", "")
-    levels: dict[Path, tuple[int, int]] = {}
-    match = re.match(r"^(\s*)((?:-\s+)*)", before)
-    assert match is not None
-    indent = len(match.group(1))
-    key_col = match.end()
-    info = parse_line(raw)
-    has_dash = bool(match.group(2))
-    colon = _KEY.match(raw, key_col) if info is not None else None
-    on_key = colon is None or char <= colon.start("key") + len(colon.group("key"))
-    if on_key:
-        start, end = _token(raw, key_col, char)
-        if has_dash:
-            dash = key_col - len(match.group(2)) + match.group(2).rstrip().rfind("-")
-            dash = indent if dash < indent else dash
-            path = lines.item_path(line, dash, levels)
-            levels[path] = (line, key_col)
-        else:
-            path = lines.mapping_path(line, key_col, levels)
-        token = raw[start:end]
-        cur = Cursor("key", path, line, start, end, token, raw[start:char])
-    else:
-        assert colon is not None
-        key = colon.group("key").strip("\"'")
-        if has_dash:
-            dash = indent
-            container = lines.item_path(line, dash, levels)
-            levels[container] = (line, key_col)
-        else:
-            container = lines.mapping_path(line, key_col, levels)
-        value_start = colon.end()
-        while value_start < len(raw) and raw[value_start] in " \t":
-            value_start += 1
-        segment = raw[value_start:char]
-        brace = segment.rfind("{")
-        if brace >= 0 and "}" not in segment[brace:]:
-            # Inside a flow mapping: one level is enough for `{secret_ref: NAME}`.
-            inner = segment[brace + 1 :].split(",")[-1]
-            inner_start = char - len(inner)
-            inner_key, sep, inner_value = inner.partition(":")
-            data = build_data(lines, levels)
-            _place(data, (*container, key), {})
-            if sep:
-                vstart = inner_start + len(inner_key) + 1
-                while vstart < char and raw[vstart] == " ":
-                    vstart += 1
-                s, e = _token(raw, vstart, char)
-                return Cursor("value", (*container, key, inner_key.strip()), line, s, e,
-                              raw[s:e], raw[s:char], data=data, flow=True)
-            s = inner_start + (len(inner) - len(inner.lstrip()))
-            s, e = _token(raw, s, char)
-            return Cursor("key", (*container, key), line, s, e, raw[s:e], raw[s:char],
-                          data=data, flow=True, present=set())
-        start = value_start
-        end = len(strip_comment(raw).rstrip())
-        if start > end:
-            end = start
-        token = raw[start:end]
-        if len(token) >= 2 and token[0] in "\"'" and token[-1] == token[0]:
-            start, end, token = start + 1, end - 1, token[1:-1]
-        elif token[:1] in "\"'":
-            start, token = start + 1, token[1:]
-        cur = Cursor("value", (*container, key), line, start, max(end, start), token,
-                     raw[start:char] if char >= start else "")
-    cur.data = build_data(lines, levels)
-    cur.line_info = info
-    if cur.kind == "key":
-        holder = levels.get(cur.path)
-        if holder is not None:
-            cur.present = set(lines.siblings(holder[0], holder[1])) - {cur.text}
-    return cur
+def _shallow(node: Node | None) -> Any:
+    """A sibling's value as far as discriminating a union needs it."""
+    text = scalar_text(node)
+    if text is not None:
+        return scalar(text) if text else {}
+    found = collection(node)
+    if found is None:
+        return {}
+    if found.type in ("block_sequence", "flow_sequence"):
+        return []
+    out: dict[str, Any] = {}
+    if found.type == "flow_mapping":
+        for key, pair in pairs(found):
+            value = scalar_text(value_of(pair))
+            out[key] = scalar(value) if value else {}
+    return out
 
 
-def _place(data: Any, path: Path, value: Any) -> None:
+def _walk(root: dict[str, Any], path: KeyPath) -> Any:
+    container: Any = root
+    for step, item in enumerate(path):
+        nxt = path[step + 1] if step + 1 < len(path) else None
+        empty: Any = [] if isinstance(nxt, int) else {}
+        if isinstance(item, int):
+            if not isinstance(container, list):
+                return None
+            while len(container) <= item:
+                container.append([] if isinstance(nxt, int) else {})
+            if not isinstance(container[item], (dict, list)):
+                container[item] = empty
+            container = container[item]
+        else:
+            if not isinstance(container, dict):
+                return None
+            if not isinstance(container.get(item), (dict, list)):
+                container[item] = empty
+            container = container[item]
+    return container
+
+
+def _data(mappings: list[Node]) -> dict[str, Any]:
+    """Nested data from the sibling scalars of every mapping on the way to the cursor."""
+    root: dict[str, Any] = {}
+    for mapping in reversed(mappings):  # outermost first
+        container = _walk(root, path_to(mapping))
+        if isinstance(container, dict):
+            for key, pair in pairs(mapping):
+                if key != PLACEHOLDER:
+                    container.setdefault(key, _shallow(value_of(pair)))
+    return root
+
+
+def _place(data: Any, path: KeyPath, value: Any) -> None:
     here = data
     for item in path[:-1]:
         if isinstance(here, dict) and isinstance(item, str):
@@ -382,3 +197,126 @@ def _place(data: Any, path: Path, value: Any) -> None:
         existing = here.get(path[-1])
         if not isinstance(existing, dict):
             here[path[-1]] = value
+
+
+def _where(
+    trees: Trees, text: str, doc_key: str, line: int, prefix: str, rest: str
+) -> tuple[KeyPath, dict[str, Any], set[str]]:
+    """Path of the mapping the cursor's line belongs to, the data on the way, the keys present."""
+    lines = text.split("\n")
+    data = text.encode("utf-8")
+    tree = trees.parse(doc_key, data) if doc_key else trees.parse_alone(data)
+    lines[line] = prefix + PLACEHOLDER + ":" + rest
+    probe = "\n".join(lines).encode("utf-8")
+    probe, probe_tree = trees.repaired(probe, trees.variant(data, tree, probe), keep_row=line)
+    at = len(prefix.encode("utf-8"))
+    node: Node | None = probe_tree.root_node.descendant_for_point_range((line, at), (line, at + 1))
+    while node is not None and node.type not in PAIRS:
+        node = node.parent
+    if node is None or node.parent is None:
+        return (), {}, set()
+    mapping = node.parent
+    present = {key for key, _ in pairs(mapping)} - {PLACEHOLDER}
+    return path_to(mapping), _data(enclosing_mappings(node)), present
+
+
+def cursor_at(
+    text: str, line: int, char: int, trees: Trees | None = None, doc_key: str = ""
+) -> Cursor:
+    """Analyse the text around (line, char) (code points).
+
+    `trees` (the server's) keeps each document's tree for incremental re-parsing,
+    under `doc_key`; without it the text is parsed afresh.
+    """
+    trees = trees if trees is not None else Trees(keep=1)
+    raws = text.split("\n")
+    if line >= len(raws):
+        return Cursor("key", (), line, 0, 0, "", "", data={}, present=set())
+    raw = raws[line].rstrip("\r")
+    char = min(char, len(raw))
+    match = _PREFIX.match(raw)
+    assert match is not None
+    key_col = match.end()
+    read = _read_line(trees, raw, key_col)
+    if read.comment is not None and read.comment < char:
+        return Cursor("none", (), line, char, char, "", "")
+    # The line's value stays when it parses: lines below may belong to it.
+    rest = raw[read.colon_end :] if read.key is not None and not read.broken else ""
+    container, data, present = _where(trees, text, doc_key, line, raw[:key_col], rest)
+    if read.key is None or char <= read.key_end:
+        start, end = _token(raw, min(key_col, char), char)  # in the indentation: empty
+        token = raw[start:end]
+        return Cursor(
+            "key",
+            container,
+            line,
+            start,
+            end,
+            token,
+            raw[start:char],
+            data=data,
+            present=present - {token},
+        )
+    key = read.key
+    value_start = read.colon_end
+    while value_start < len(raw) and raw[value_start] in " \t":
+        value_start += 1
+    segment = raw[value_start:char]
+    brace = segment.rfind("{")
+    if brace >= 0 and "}" not in segment[brace:]:
+        # Inside a flow mapping: one level is enough for `{secret_ref: NAME}`.
+        inner = segment[brace + 1 :].split(",")[-1]
+        inner_start = char - len(inner)
+        inner_key, sep, _ = inner.partition(":")
+        _place(data, (*container, key), {})
+        if sep:
+            vstart = inner_start + len(inner_key) + 1
+            while vstart < char and raw[vstart] == " ":
+                vstart += 1
+            s, e = _token(raw, vstart, char)
+            return Cursor(
+                "value",
+                (*container, key, inner_key.strip()),
+                line,
+                s,
+                e,
+                raw[s:e],
+                raw[s:char],
+                data=data,
+                flow=True,
+            )
+        s = inner_start + (len(inner) - len(inner.lstrip()))
+        s, e = _token(raw, s, char)
+        return Cursor(
+            "key",
+            (*container, key),
+            line,
+            s,
+            e,
+            raw[s:e],
+            raw[s:char],
+            data=data,
+            flow=True,
+            present=set(),
+        )
+    start = value_start
+    end = len((raw if read.comment is None else raw[: read.comment]).rstrip())
+    end = max(end, start)
+    token = raw[start:end]
+    if len(token) >= 2 and token[0] in "\"'" and token[-1] == token[0]:
+        start, end, token = start + 1, end - 1, token[1:-1]
+    elif token[:1] in "\"'":
+        start, token = start + 1, token[1:]
+    if char < start:  # between the colon and the value: an insertion point
+        start = end = char
+        token = ""
+    return Cursor(
+        "value",
+        (*container, key),
+        line,
+        start,
+        max(end, start),
+        token,
+        raw[start:char] if char >= start else "",
+        data=data,
+    )

@@ -21,6 +21,7 @@ from floe_lsp import __version__
 
 if TYPE_CHECKING:
     from floe_lsp.convert import Converter
+    from floe_lsp.reader import Trees
     from floe_lsp.state import WorkspaceState
 
 #: Characters after which clients ask for completion without a keystroke shortcut.
@@ -74,6 +75,7 @@ class FloeLanguageServer(LanguageServer):
             "floe-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
         )
         self._state: WorkspaceState | None = None
+        self._trees: Trees | None = None
         #: Diagnostics are pulled (textDocument/diagnostic) rather than pushed.
         self.pull_diagnostics = False
         self.snippets = False
@@ -90,6 +92,15 @@ class FloeLanguageServer(LanguageServer):
 
             self._state = WorkspaceState()
         return self._state
+
+    @property
+    def trees(self) -> Trees:
+        """The tolerant reader's trees of the open documents (tree-sitter loads on first use)."""
+        if self._trees is None:
+            from floe_lsp.reader import Trees
+
+            self._trees = Trees()
+        return self._trees
 
     # ------------------------------------------------------------ documents
     def text(self, path: Path) -> str | None:

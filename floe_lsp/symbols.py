@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pathlib import Path
 
 from lsprotocol import types
+from tree_sitter import Node
 
-from floe_lsp.context import Lines
 from floe_lsp.convert import Converter
+from floe_lsp.reader import collection, column, scalar_text, top_mapping, value_of
+from floe_lsp.reader import items as ts_items
+from floe_lsp.reader import pairs as ts_pairs
 from floe_lsp.server import FloeLanguageServer
 from floe_lsp.state import file_kind
 from floe_lsp.tiers import SECTION_KINDS, describe, pipeline_doc, platform_doc
@@ -17,7 +20,9 @@ from floe_runtime.analysis.loader import YNode
 _KINDS = {"map": types.SymbolKind.Object, "seq": types.SymbolKind.Array}
 
 
-def _symbol(conv: Converter, name: str, node: YNode, depth: int, parent: str | None) -> types.DocumentSymbol:
+def _symbol(
+    conv: Converter, name: str, node: YNode, depth: int, parent: str | None
+) -> types.DocumentSymbol:
     kind = _KINDS.get(node.kind, types.SymbolKind.Property)
     if parent in SECTION_KINDS and depth == 1:
         kind = types.SymbolKind.Module  # a profile
@@ -49,73 +54,101 @@ def _symbol(conv: Converter, name: str, node: YNode, depth: int, parent: str | N
     )
 
 
-@dataclass
-class _Outline:
-    """A key (or list item) found by indentation while the text does not parse."""
-
-    name: str
-    col: int  # lines starting at or left of this column end it
-    start: Position
-    end: Position
-    selection: Range
-    value: str | None
-    children: list[_Outline] = field(default_factory=list)
-    items: int = 0
-
-    def symbol(self, conv: Converter, depth: int, parent: str | None) -> types.DocumentSymbol:
-        if self.children:
-            is_seq = all(child.name.startswith("[") for child in self.children)
-            kind = types.SymbolKind.Array if is_seq else types.SymbolKind.Object
-        else:
-            kind = types.SymbolKind.Property
-        if parent in SECTION_KINDS and depth == 1:
-            kind = types.SymbolKind.Module
-        kinds = [c.value for c in self.children if c.name == "type" and c.value]
-        detail = kinds[0] if kinds else (self.value or None)
-        return types.DocumentSymbol(
-            name=self.name or "(empty)",
-            kind=kind,
-            range=conv.range(Range(self.start, self.end)),
-            selection_range=conv.range(self.selection),
-            detail=detail,
-            children=[c.symbol(conv, depth + 1, self.name) for c in self.children] or None,
-        )
+def _position(lines: list[bytes], row: int, byte_col: int) -> Position:
+    return Position(row, column(lines[row], byte_col) if row < len(lines) else 0)
 
 
-def outline_from_lines(text: str) -> list[_Outline]:
-    """The outline read from indentation alone, for a document that does not parse.
+def _range(lines: list[bytes], node: Node) -> Range:
+    a, b = node.start_point
+    c, d = node.end_point
+    return Range(_position(lines, a, b), _position(lines, c, d))
 
-    Editors redraw the outline on every keystroke; reading keys line by line
-    (as completion does) keeps it in place while a line is half typed.
+
+def _outline(
+    conv: Converter,
+    lines: list[bytes],
+    name: str,
+    node: Node,
+    selection: Node,
+    value: Node | None,
+    depth: int,
+    parent: str | None,
+) -> types.DocumentSymbol:
+    """A symbol for a tree-sitter pair or sequence item, with its children."""
+    held = collection(value)
+    children: list[types.DocumentSymbol] = []
+    kind = types.SymbolKind.Property
+    detail = scalar_text(value) if value is not None else None
+    if held is not None and held.type in ("block_mapping", "flow_mapping"):
+        kind = types.SymbolKind.Object
+        entries = dict(ts_pairs(held))
+        tag = scalar_text(value_of(entries["type"])) if "type" in entries else None
+        detail = tag or None
+        children = [
+            _outline(
+                conv,
+                lines,
+                key,
+                pair,
+                pair.child_by_field_name("key") or pair,
+                value_of(pair),
+                depth + 1,
+                name,
+            )
+            for key, pair in entries.items()
+        ]
+    elif held is not None:
+        kind = types.SymbolKind.Array
+        for index, item in enumerate(ts_items(held)):
+            inner = (
+                item.named_children[-1]
+                if item.type == "block_sequence_item" and item.named_children
+                else item
+            )
+            dash = (
+                item.children[0] if item.type == "block_sequence_item" and item.children else item
+            )
+            label = f"[{index}]"
+            member = collection(inner)
+            if member is not None and member.type in ("block_mapping", "flow_mapping"):
+                tag_pair = dict(ts_pairs(member)).get("type")
+                tag = scalar_text(value_of(tag_pair)) if tag_pair is not None else None
+                if tag:
+                    label += f" {tag}"
+            children.append(_outline(conv, lines, label, item, dash, inner, depth + 1, name))
+    if parent in SECTION_KINDS and depth == 1:
+        kind = types.SymbolKind.Module  # a profile
+    if detail is not None and len(detail) > 60:
+        detail = detail[:57] + "..."
+    return types.DocumentSymbol(
+        name=name or "(empty)",
+        kind=kind,
+        range=conv.range(_range(lines, node)),
+        selection_range=conv.range(_range(lines, selection)),
+        detail=detail or None,
+        children=children or None,
+    )
+
+
+def outline_from_tree(ls: FloeLanguageServer, path: Path, text: str) -> list[types.DocumentSymbol]:
+    """The outline read with the tolerant reader, for a document that does not parse.
+
+    Editors redraw the outline on every keystroke; lines that do not parse are
+    left out, so the rest stays in place while a line is half typed.
     """
-    lines = Lines(text)
-    roots: list[_Outline] = []
-    stack: list[_Outline] = []
-    for index, raw in enumerate(lines.raw):
-        info = lines.info(index)
-        if info is None:
-            continue
-        while stack and stack[-1].col >= info.first:
-            stack.pop()
-        end = Position(index, len(raw.rstrip("\r")))
-        for open_node in stack:
-            open_node.end = end
-        if info.dash is not None:
-            parent = stack[-1] if stack else None
-            number = parent.items if parent else len(roots)
-            at = Position(index, info.dash)
-            item = _Outline(f"[{number}]", info.dash, at, end, Range(at, Position(index, info.dash + 1)), None)
-            if parent:
-                parent.items += 1
-            (parent.children if parent else roots).append(item)
-            stack.append(item)
-        if info.key is None:
-            continue
-        at = Position(index, info.key_col)
-        node = _Outline(info.key, info.key_col, at, end, Range(at, Position(index, info.key_end)), info.value or None)
-        (stack[-1].children if stack else roots).append(node)
-        stack.append(node)
-    return roots
+    data = text.encode("utf-8")
+    _, tree = ls.trees.repaired(data, ls.trees.parse(str(path), data))
+    top = top_mapping(tree)
+    if top is None:
+        return []
+    conv = ls.converter(path, text)
+    lines = data.split(b"\n")
+    return [
+        _outline(
+            conv, lines, key, pair, pair.child_by_field_name("key") or pair, value_of(pair), 0, None
+        )
+        for key, pair in ts_pairs(top)
+    ]
 
 
 def document_symbols(ls: FloeLanguageServer, uri: str) -> list[types.DocumentSymbol]:
@@ -136,8 +169,10 @@ def document_symbols(ls: FloeLanguageServer, uri: str) -> list[types.DocumentSym
         return [_symbol(conv, k, v, 0, None) for k, v in ydoc.root.entries.items()]
     if current:
         return []  # parsed, but empty or not a mapping: nothing to outline
-    return [node.symbol(conv, 0, None) for node in outline_from_lines(text)]
+    return outline_from_tree(ls, path, text)
 
 
-def on_symbols(ls: FloeLanguageServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
+def on_symbols(
+    ls: FloeLanguageServer, params: types.DocumentSymbolParams
+) -> list[types.DocumentSymbol]:
     return document_symbols(ls, params.text_document.uri)

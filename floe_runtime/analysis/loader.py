@@ -397,16 +397,11 @@ def load_yaml(text: str, file: str) -> YamlDocument:
             "for a config file"
         )
         return YamlDocument(file, text, None, [error(file, Range.of(0, 0), "FLOE001", message)])
-    from floe_runtime.analysis.chunks import load_by_chunks  # it builds on this module
-
-    reused = load_by_chunks(text, file)
-    if reused is not None:  # a large file: unchanged parts come from memory
-        return reused
     return load_whole(text, file)
 
 
 def load_whole(text: str, file: str) -> YamlDocument:
-    """Parse all of `text` in one pass (what `load_yaml` does for small files)."""
+    """Parse all of `text` in one pass."""
     builder = _Builder(file)
     try:
         root = builder.feed(text)

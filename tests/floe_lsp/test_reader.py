@@ -1,0 +1,163 @@
+"""The tolerant reader (tree-sitter) on half-typed documents: the cursor's place, tokens, outline."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from lsp_helpers import EXAMPLE
+
+from floe_lsp.context import cursor_at
+from floe_lsp.reader import Trees, top_mapping
+
+UNCLOSED_FLOW = """name: x
+storage: {type: s3, bucket
+catalog: lake
+transforms:
+  - type: dbt
+    pa
+"""
+MISSING_COLON = """version: "1"
+storage:
+  lake:
+    type: s3
+    buck
+  default: {type: local}
+"""
+WRONG_INDENT = """version: "1"
+compute:
+  warehouse:
+    type: postgres
+   host: x
+    us
+"""
+
+
+def at(text: str, needle: str, offset: int | None = None) -> tuple[int, int]:
+    """(line, character) of `needle` in `text` (plus `offset`, default its end)."""
+    index = text.index(needle) + (len(needle) if offset is None else offset)
+    return text.count("\n", 0, index), index - (text.rfind("\n", 0, index) + 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle", "path", "token", "present", "data_check"),
+    [
+        (
+            UNCLOSED_FLOW,
+            "    pa",
+            ("transforms", 0),
+            "pa",
+            {"type"},
+            ("transforms", 0, "type", "dbt"),
+        ),
+        (
+            MISSING_COLON,
+            "    buck",
+            ("storage", "lake"),
+            "buck",
+            {"type"},
+            ("storage", "lake", "type", "s3"),
+        ),
+        (
+            WRONG_INDENT,
+            "    us",
+            ("compute", "warehouse"),
+            "us",
+            {"type"},
+            ("compute", "warehouse", "type", "postgres"),
+        ),
+    ],
+)
+def test_a_key_being_typed_is_placed_in_its_mapping(
+    text: str,
+    needle: str,
+    path: tuple[object, ...],
+    token: str,
+    present: set[str],
+    data_check: tuple[object, ...],
+) -> None:
+    line, char = at(text, needle)
+    cur = cursor_at(text, line, char)
+    assert cur.kind == "key" and cur.path == path and cur.present == present
+    raw = text.split("\n")[line]
+    assert (
+        raw[cur.start : cur.end] == cur.text == token
+    )  # the range is the token, read from the text
+    *steps, key, value = data_check
+    here = cur.data
+    for step in steps:
+        here = here[step]
+    assert here[key] == value  # the sibling that picks the union member
+
+
+def test_a_value_inside_an_unclosed_flow_mapping() -> None:
+    text = 'version: "1"\nstorage:\n  lake:\n    type: s3\n    credentials:\n      access_key_id: {secret_ref: lake\n'
+    line, char = at(text, "{secret_ref: lake")
+    cur = cursor_at(text, line, char)
+    assert cur.kind == "value" and cur.flow
+    assert cur.path == ("storage", "lake", "credentials", "access_key_id", "secret_ref")
+    assert text.split("\n")[line][cur.start : cur.end] == "lake"
+
+
+def test_a_comment_is_nothing_and_a_value_is_its_key() -> None:
+    text = "name: x  # a comment\ncompute: ware\n"
+    assert cursor_at(text, *at(text, "# a co")).kind == "none"
+    cur = cursor_at(text, *at(text, "compute: ware"))
+    assert (cur.kind, cur.path, cur.text, cur.typed) == ("value", ("compute",), "ware", "ware")
+
+
+def test_the_outline_of_a_half_typed_document_keeps_the_other_sections() -> None:
+    trees = Trees()
+    data = UNCLOSED_FLOW.replace("    pa\n", "").encode()  # one broken line (two flatten the tree)
+    _, tree = trees.repaired(data, trees.parse("doc", data))
+    top = top_mapping(tree)
+    assert top is not None
+    keys = [child.child_by_field_name("key").text for child in top.named_children]  # type: ignore[union-attr]
+    assert keys == [b"name", b"catalog", b"transforms"]  # only the broken line is left out
+
+
+def test_reparsing_an_edited_text_reuses_the_tree_and_matches_a_fresh_parse() -> None:
+    trees = Trees()
+    text = (EXAMPLE / "floe.yaml").read_text()
+    first = trees.parse("doc", text.encode())
+    edited = text.replace("compute:", "compute_typo:", 1).encode()
+    second = trees.parse("doc", edited)
+    assert second is not first
+    assert str(second.root_node) == str(Trees().parse_alone(edited).root_node)
+    assert trees.parse("doc", edited) is second  # same text: the same tree
+
+
+FIXTURES = [
+    EXAMPLE / "floe.yaml",
+    EXAMPLE / "platform" / "dev" / "platform.yaml",
+    EXAMPLE / "platform" / "prod" / "platform.yaml",
+]
+JUNK = ["", ":", " ", "{", "}", "[", "- ", "\n", "  ", "ty", "type: ", '"', "#", "\t", "é"]
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.parent.name + "/" + p.name)
+def test_every_token_range_lies_on_the_cursor_line_and_holds_the_cursor(fixture: Path) -> None:
+    rng = random.Random(fixture.name)
+    base = fixture.read_text()
+    trees = Trees()
+    for _ in range(60):
+        text = base
+        for _ in range(rng.randint(1, 3)):  # a few random edits: insert, delete or replace
+            i = rng.randrange(len(text) + 1)
+            j = min(len(text), i + rng.randint(0, 6))
+            text = text[:i] + rng.choice(JUNK) + text[j:]
+        lines = text.split("\n")
+        for _ in range(5):
+            line = rng.randrange(len(lines))
+            char = rng.randint(0, len(lines[line]))
+            cur = cursor_at(text, line, char, trees, "doc")
+            if cur.kind == "none":
+                continue
+            raw = lines[line].rstrip("\r")
+            # What completion turns into each item's range: (line, start)-(line, max(end, char)).
+            assert cur.line == line
+            assert (
+                0 <= cur.start <= min(char, len(raw)) <= max(cur.end, char) <= max(len(raw), char)
+            )
+            assert raw[cur.start : cur.end] == cur.text
