@@ -289,6 +289,7 @@ pre{white-space:pre-wrap;font-size:11px;background:#f4f4f4;padding:6px}
 .fail{color:#c62828;font-weight:600}.legend span{margin-right:10px}
 .sw{display:inline-block;width:10px;height:10px;margin-right:3px;vertical-align:middle;border-radius:2px}
 a.open{cursor:pointer;color:#0969da;text-decoration:underline}
+@media (max-width:1000px){main{flex-direction:column}#side{width:auto;height:28%;border-left:0;border-top:1px solid var(--line)}}
 """
 
 _JS = r"""

@@ -169,6 +169,11 @@ async function main() {
     await page.waitForTimeout(500);
     seen.lineageNames = await frame.locator('[data-name]').evaluateAll((els) => els.map((e) => e.getAttribute('data-name')));
     seen.webviewTabs = await page.locator('.tab', { hasText: 'lineage' }).allInnerTexts();
+    await page.keyboard.press('Control+J'); // hide the panel, then give the webview the window
+    await page.keyboard.press('Control+B'); // and the side bar
+    await page.locator('.tab', { hasText: 'Floe lineage' }).first().click();
+    await palette(page, 'Close Editors in Other Groups').catch(() => page.keyboard.press('Escape'));
+    await page.waitForTimeout(800);
     await page.screenshot({ path: `${shots}/vscode-lineage.png` });
     step('lineage');
   } catch (err) {
