@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from floe_runtime.config.platform import (
+    AdlsStorage,
     CatalogProfile,
+    GcsStorage,
     GlueCatalog,
     LocalStorage,
     OAuth2Auth,
@@ -41,11 +43,17 @@ def storage_location(storage: StorageProfile, root: Path) -> str | None:
     if isinstance(storage, S3Storage):
         prefix = storage.prefix.strip("/")
         return f"s3://{storage.bucket}/{prefix}" if prefix else f"s3://{storage.bucket}"
-    bucket = getattr(storage, "bucket", None)
-    if bucket:
-        scheme = "gs" if storage.type == "gcs" else storage.type
-        return f"{scheme}://{bucket}/{getattr(storage, 'prefix', '').strip('/')}".rstrip("/")
-    return None
+    if isinstance(storage, GcsStorage):
+        prefix = storage.prefix.strip("/")
+        return f"gs://{storage.bucket}/{prefix}" if prefix else f"gs://{storage.bucket}"
+    # ADLS Gen2 as Iceberg (Java, Spark, Polaris) names it: container@account host.
+    base = f"abfss://{storage.container}@{storage.account_name}.dfs.core.windows.net"
+    prefix = storage.prefix.strip("/")
+    return f"{base}/{prefix}" if prefix else base
+
+
+#: The FileIO for ADLS: pyiceberg's PyArrowFileIO, reading `container@account.dfs...` locations.
+ADLS_FILE_IO = "floe_runtime.runtime.iceberg.AdlsPyArrowFileIO"
 
 
 def storage_properties(storage: StorageProfile, secret: SecretLookup) -> dict[str, str]:
@@ -64,6 +72,26 @@ def storage_properties(storage: StorageProfile, secret: SecretLookup) -> dict[st
             props["s3.secret-access-key"] = secret(storage.credentials.secret_access_key.secret_ref)
             if storage.credentials.session_token is not None:
                 props["s3.session-token"] = secret(storage.credentials.session_token.secret_ref)
+    elif isinstance(storage, GcsStorage):
+        # The service account key is exchanged for an access token at run time
+        # (runtime/iceberg.py): pyarrow's GcsFileSystem takes a token, not a key.
+        if storage.project:
+            props["gcs.project-id"] = storage.project
+        if storage.endpoint:
+            props["gcs.service.host"] = storage.endpoint.rstrip("/")
+    elif isinstance(storage, AdlsStorage):
+        props["py-io-impl"] = ADLS_FILE_IO
+        props["adls.account-name"] = storage.account_name
+        if storage.endpoint:
+            url = urlsplit(storage.endpoint)
+            for kind in ("blob", "dfs"):
+                props[f"adls.{kind}-storage-authority"] = url.netloc
+                props[f"adls.{kind}-storage-scheme"] = url.scheme or "https"
+        creds = storage.credentials
+        if creds is not None and creds.account_key is not None:
+            props["adls.account-key"] = secret(creds.account_key.secret_ref)
+        if creds is not None and creds.sas_token is not None:
+            props["adls.sas-token"] = secret(creds.sas_token.secret_ref)
     return props
 
 

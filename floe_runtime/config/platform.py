@@ -68,8 +68,14 @@ class GcsStorage(FloeModel):
     bucket: str = Field(min_length=3, description="Bucket name.")
     prefix: str = Field(default="", description="Object prefix under which tables are written.")
     project: str | None = Field(default=None, description="Google Cloud project id.")
+    endpoint: str | None = Field(
+        default=None,
+        description="Base URL of a GCS-compatible service or emulator, e.g. `http://127.0.0.1:9023`.",
+    )
     credentials: GcsCredentials | None = Field(
-        default=None, description="Service account key; omit for application default credentials."
+        default=None,
+        description="Service account key (exchanged for an access token at run time, in memory); "
+        "omit for application default credentials.",
     )
 
 
@@ -79,6 +85,12 @@ class AdlsCredentials(FloeModel):
     account_key: SecretRef | None = Field(default=None, description="Storage account key.")
     sas_token: SecretRef | None = Field(default=None, description="Shared access signature.")
 
+    @model_validator(mode="after")
+    def _one_credential(self) -> AdlsCredentials:
+        if (self.account_key is None) == (self.sas_token is None):
+            raise ValueError("give exactly one of 'account_key' or 'sas_token'")
+        return self
+
 
 class AdlsStorage(FloeModel):
     """An Azure Data Lake Storage Gen2 container."""
@@ -87,6 +99,11 @@ class AdlsStorage(FloeModel):
     account_name: str = Field(description="Storage account name.")
     container: str = Field(description="Container (file system) name.")
     prefix: str = Field(default="", description="Path prefix under which tables are written.")
+    endpoint: str | None = Field(
+        default=None,
+        description="Blob endpoint of an Azure-compatible service or emulator (Azurite), "
+        "e.g. `http://127.0.0.1:10000`; omit for `<account>.blob/dfs.core.windows.net`.",
+    )
     credentials: AdlsCredentials | None = Field(
         default=None, description="Account key or SAS token; omit for Azure default credentials."
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from floe_runtime.compiler import catalog as catalog_mapping
 from floe_runtime.compiler.artifacts import CompiledArtifacts
-from floe_runtime.config.platform import PolarisCatalog, RestCatalog, SqlCatalog
+from floe_runtime.config.platform import GcsStorage, PolarisCatalog, RestCatalog, SqlCatalog
 from floe_runtime.runtime.secrets import Secrets
 
 if TYPE_CHECKING:
@@ -45,6 +45,10 @@ def catalog_properties(artifacts: CompiledArtifacts, secrets: Secrets) -> dict[s
         Path(artifacts.project_root),
         secrets.get,
     )
+    storage = artifacts.storage.profile
+    if isinstance(storage, GcsStorage) and storage.credentials is not None:
+        ref = storage.credentials.service_account_json.secret_ref
+        props.update(gcs_token_properties(secrets.get(ref), ref))
     uri = props.get("uri", "")
     if props.get("type") == "sql" and uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +56,70 @@ def catalog_properties(artifacts: CompiledArtifacts, secrets: Secrets) -> dict[s
     if props.get("type") == "sql" and warehouse.startswith("file://"):
         Path(warehouse[len("file://") :]).mkdir(parents=True, exist_ok=True)
     return props
+
+
+GCS_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
+
+
+def gcs_token_properties(service_account_json: str, ref: str) -> dict[str, str]:
+    """`gcs.oauth2.token` (+ expiry) from a service account key, exchanged in memory.
+
+    pyarrow's GcsFileSystem, pyiceberg's FileIO for `gs://`, takes an access token, not a
+    key file: the key is signed into a JWT and exchanged at its `token_uri` (google-auth).
+    """
+    import json
+    from datetime import UTC
+
+    from google.auth.transport.requests import Request
+    from google.oauth2 import service_account
+
+    try:
+        info = json.loads(service_account_json)
+        creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+            info, scopes=[GCS_SCOPE]
+        )
+    except (ValueError, KeyError, TypeError):
+        # Never chain: the message of a parse error may quote the key.
+        raise ValueError(f"secret {ref!r} is not a service account key JSON") from None
+    creds.refresh(Request())
+    props = {"gcs.oauth2.token": str(creds.token)}
+    if creds.expiry is not None:
+        expiry = creds.expiry.replace(tzinfo=UTC)
+        props["gcs.oauth2.token-expires-at"] = str(int(expiry.timestamp() * 1000))
+    return props
+
+
+def _adls_file_io() -> type:
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+    from pyiceberg.typedef import EMPTY_DICT, Properties
+
+    class AdlsPyArrowFileIO(PyArrowFileIO):
+        """PyArrowFileIO that reads ADLS locations as Iceberg writes them.
+
+        `abfss://container@account.dfs.core.windows.net/path`: pyiceberg 0.12 hands
+        `container@account.dfs.core.windows.net/path` to pyarrow's AzureFileSystem, which
+        wants `container/path` (the account comes from `adls.account-name`).
+        """
+
+        @staticmethod
+        def parse_location(
+            location: str, properties: Properties = EMPTY_DICT
+        ) -> tuple[str, str, str]:
+            scheme, netloc, path = PyArrowFileIO.parse_location(location, properties)
+            if scheme in {"abfs", "abfss", "wasb", "wasbs"} and "@" in netloc:
+                path = netloc.split("@", 1)[0] + path[len(netloc) :]
+            return scheme, netloc, path
+
+    return AdlsPyArrowFileIO
+
+
+def __getattr__(name: str) -> object:
+    # `py-io-impl` names this class; built on first use so importing this module stays light.
+    if name == "AdlsPyArrowFileIO":
+        cls = _adls_file_io()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def catalog_namespace_uri(artifacts: CompiledArtifacts) -> str:

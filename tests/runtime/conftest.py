@@ -329,3 +329,172 @@ def moto_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+
+
+# ---------------------------------------------------------------- Azurite (ADLS) and a GCS emulator
+
+
+@dataclass(frozen=True)
+class Azurite:
+    endpoint: str  # the blob endpoint, http://127.0.0.1:PORT
+    account: str
+    key: str  # the account key: a sentinel secret
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """`azurite-blob` (npm, cached by scripts/install-storage-emulators.sh) on 127.0.0.1."""
+    import base64
+
+    installed = subprocess.run(
+        ["bash", str(REPO / "scripts" / "install-storage-emulators.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if installed.returncode != 0:
+        raise RuntimeError(f"installing Azurite failed:\n{installed.stderr}")
+    blob = Path(installed.stdout.strip().splitlines()[-1]) / "azurite-blob"
+    base = tmp_path_factory.mktemp("azurite")
+    account = "floeacct"
+    key = base64.b64encode(b"adls-sentinel-7d1e0b55-account-key").decode()
+    port = free_port()
+    log = (base / "azurite.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(blob),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(base / "data"),
+            "--skipApiVersionCheck",
+        ],
+        env={**os.environ, "AZURITE_ACCOUNTS": f"{account}:{key}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_port(port, 60)
+        yield Azurite(f"http://127.0.0.1:{port}", account, key)
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@dataclass(frozen=True)
+class GcsEmulator:
+    endpoint: str  # the JSON API base URL, http://127.0.0.1:PORT
+    service_account_json: str  # a real RSA service account key whose token_uri is `token_uri`
+    sentinel: str  # a line of the private key, to look for in outputs
+    token_uri: str
+    access_token: str  # what `token_uri` grants for a correctly signed assertion
+    grants: list[str]  # client_email of each signed assertion the token endpoint verified
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """`gcp-storage-emulator` on 127.0.0.1, plus an OAuth2 token endpoint for a service account.
+
+    The token endpoint verifies the RS256 JWT assertion (RFC 7523) against the key's
+    public half, so a grant proves the service account key itself was used.
+    """
+    import json
+    import threading
+    import urllib.parse
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    server = VENV_BIN / "gcp-storage-emulator"
+    if not server.exists():
+        raise RuntimeError("gcp-storage-emulator is not installed (pip install -e '.[dev]')")
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = private.public_key()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    email = "floe-runner@floe-test.iam.gserviceaccount.com"
+    access_token = "ya29.gcs-token-sentinel-3b8f"
+    grants: list[str] = []
+
+    def b64decode(part: str) -> bytes:
+        import base64
+
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    class Token(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+            form = urllib.parse.parse_qs(body)
+            try:
+                header, claims, signature = form["assertion"][0].split(".")
+                public.verify(
+                    b64decode(signature),
+                    f"{header}.{claims}".encode(),
+                    padding.PKCS1v15(),
+                    hashes.SHA256(),
+                )
+                grants.append(json.loads(b64decode(claims))["iss"])
+                reply, status = {"access_token": access_token, "expires_in": 3600}, 200
+            except Exception as exc:  # the grant is refused: the key was not the right one
+                reply, status = {"error": "invalid_grant", "error_description": str(exc)}, 400
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    tokens = ThreadingHTTPServer(("127.0.0.1", 0), Token)
+    threading.Thread(target=tokens.serve_forever, daemon=True).start()
+    token_uri = f"http://127.0.0.1:{tokens.server_address[1]}/token"
+    sentinel = pem.splitlines()[3]  # a line of the private key itself
+    key = {
+        "type": "service_account",
+        "project_id": "floe-test",
+        "private_key_id": "floe-test-key-1",
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "1000",
+        "token_uri": token_uri,
+    }
+    base = tmp_path_factory.mktemp("gcs")
+    port = free_port()
+    log = (base / "gcs.log").open("w")
+    proc = subprocess.Popen(
+        [str(server), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=base,
+    )
+    try:
+        wait_port(port, 60)
+        yield GcsEmulator(
+            f"http://127.0.0.1:{port}",
+            json.dumps(key),
+            sentinel,
+            token_uri,
+            access_token,
+            grants,
+        )
+    finally:
+        _stop(proc)
+        log.close()
+        tokens.shutdown()
