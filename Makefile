@@ -54,6 +54,7 @@ test: $(STAMP) system-deps vscode-test-deps vsix
 
 lint: $(STAMP)
 	$(BIN)/ruff check floe_runtime floe_lsp tests bench
+	$(BIN)/ruff format --check floe_runtime floe_lsp tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy floe_runtime floe_lsp
