@@ -36,7 +36,9 @@ def _message(ls: FloeLanguageServer, kind: types.MessageType, text: str) -> None
     ls.window_show_message(types.ShowMessageParams(type=kind, message=text))
 
 
-async def run_command(ls: FloeLanguageServer, subcommand: str, args: tuple[Any, ...]) -> dict[str, Any]:
+async def run_command(
+    ls: FloeLanguageServer, subcommand: str, args: tuple[Any, ...]
+) -> dict[str, Any]:
     """Run `floe-runtime <subcommand>` for the pipeline named by args[0] (a URI), env args[1]."""
     from floe_lsp.convert import path_of
     from floe_runtime.analysis.project import PIPELINE_FILE
@@ -64,7 +66,8 @@ async def run_command(ls: FloeLanguageServer, subcommand: str, args: tuple[Any, 
         try:
             await ls.work_done_progress.create_async(token)
             ls.work_done_progress.begin(
-                token, types.WorkDoneProgressBegin(title=title, cancellable=True, message="starting")
+                token,
+                types.WorkDoneProgressBegin(title=title, cancellable=True, message="starting"),
             )
         except Exception:  # a client that refuses progress still gets the command run
             progress = False
@@ -85,7 +88,9 @@ async def run_command(ls: FloeLanguageServer, subcommand: str, args: tuple[Any, 
             if line:
                 tail.append(line)
                 if progress:
-                    ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=line[:120]))
+                    ls.work_done_progress.report(
+                        token, types.WorkDoneProgressReport(message=line[:120])
+                    )
 
     async def watch_cancel() -> None:
         future = ls.work_done_progress.tokens.get(token)
@@ -164,8 +169,12 @@ async def refresh_environment(ls: FloeLanguageServer) -> None:
 def list_environments(ls: FloeLanguageServer) -> list[dict[str, Any]]:
     """Every pipeline the server found with its environments (the client's environment picker)."""
     return [
-        {"pipeline": str(p.pipeline_file), "name": p.root.name, "environments": [e.name for e in p.environments],
-         "selected": chosen_environment(ls, [e.name for e in p.environments])}
+        {
+            "pipeline": str(p.pipeline_file),
+            "name": p.root.name,
+            "environments": [e.name for e in p.environments],
+            "selected": chosen_environment(ls, [e.name for e in p.environments]),
+        }
         for p in ls.state.all_projects()
     ]
 
@@ -183,7 +192,9 @@ def code_lenses(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[ty
         return []
     text = ls.text(path) or ""
     line = next((i for i, raw in enumerate(text.split("\n")) if raw.startswith("name:")), 0)
-    rng = types.Range(start=types.Position(line=line, character=0), end=types.Position(line=line, character=0))
+    rng = types.Range(
+        start=types.Position(line=line, character=0), end=types.Position(line=line, character=0)
+    )
     uri = params.text_document.uri
     lenses = []
     names = [e.name for e in projects[0].environments]
@@ -192,10 +203,22 @@ def code_lenses(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[ty
     for env in envs:
         suffix = f" ({env})" if env else ""
         for command, sub in (("floe.compile", "compile"), ("floe.run", "run")):
-            lenses.append(types.CodeLens(range=rng, command=types.Command(
-                title=f"{TITLES[sub]}{suffix}", command=command, arguments=[uri, env])))
-    lenses.append(types.CodeLens(range=rng, command=types.Command(
-        title=TITLES["lineage"], command="floe.openLineage", arguments=[uri, envs[-1]])))
+            lenses.append(
+                types.CodeLens(
+                    range=rng,
+                    command=types.Command(
+                        title=f"{TITLES[sub]}{suffix}", command=command, arguments=[uri, env]
+                    ),
+                )
+            )
+    lenses.append(
+        types.CodeLens(
+            range=rng,
+            command=types.Command(
+                title=TITLES["lineage"], command="floe.openLineage", arguments=[uri, envs[-1]]
+            ),
+        )
+    )
     return lenses
 
 
@@ -219,7 +242,9 @@ def register(server: FloeLanguageServer) -> None:
         return list_environments(ls)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def configuration_changed(ls: FloeLanguageServer, params: types.DidChangeConfigurationParams) -> None:
+    async def configuration_changed(
+        ls: FloeLanguageServer, params: types.DidChangeConfigurationParams
+    ) -> None:
         await refresh_environment(ls)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))

@@ -43,7 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "floe_runtime.cli.runtime_commands:deploy",
         "Print deployment configuration (Helm values).",
     ),
-    "lsp": ("floe_runtime.cli.lsp:lsp_command", "Start the floe language server (stdio by default)."),
+    "lsp": (
+        "floe_runtime.cli.lsp:lsp_command",
+        "Start the floe language server (stdio by default).",
+    ),
 }
 
 

@@ -93,7 +93,9 @@ def _seconds(start: str | None, end: str | None) -> float | None:
 
     try:
         if start and end:
-            return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
+            return max(
+                0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+            )
     except ValueError:
         return None
     return None
@@ -133,9 +135,13 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
         if _parent_run_id(event) is None:
             pipeline.setdefault("started", event.get("eventTime"))
             pipeline.update(
-                name=job.get("name"), namespace=job.get("namespace"), state=event.get("eventType"),
-                runId=run.get("runId"), eventTime=event.get("eventTime"),
-                facets=facets, duration=_seconds(pipeline.get("started"), event.get("eventTime")),
+                name=job.get("name"),
+                namespace=job.get("namespace"),
+                state=event.get("eventType"),
+                runId=run.get("runId"),
+                eventTime=event.get("eventTime"),
+                facets=facets,
+                duration=_seconds(pipeline.get("started"), event.get("eventTime")),
             )
             continue
         if _job_type(event) == "TEST" or str(job.get("name", "")).endswith(".test"):
@@ -144,15 +150,30 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         job_id = f"job:{job.get('namespace')}:{job.get('name')}"
         full = str(job.get("name") or "")
-        node = jobs.setdefault(job_id, {
-            "id": job_id, "kind": "job", "name": full.rsplit(".", 1)[-1], "fullName": full,
-            "namespace": job.get("namespace"), "facets": {}, "outputs": [], "tests": [],
-            "rows": None, "table": None, "columns": [],
-        })
+        node = jobs.setdefault(
+            job_id,
+            {
+                "id": job_id,
+                "kind": "job",
+                "name": full.rsplit(".", 1)[-1],
+                "fullName": full,
+                "namespace": job.get("namespace"),
+                "facets": {},
+                "outputs": [],
+                "tests": [],
+                "rows": None,
+                "table": None,
+                "columns": [],
+            },
+        )
         run_id = str(run.get("runId"))
         started.setdefault(run_id, str(event.get("eventTime") or ""))
-        node.update(state=event.get("eventType"), runId=run_id, eventTime=event.get("eventTime"),
-                    duration=_seconds(started[run_id], event.get("eventTime")))
+        node.update(
+            state=event.get("eventType"),
+            runId=run_id,
+            eventTime=event.get("eventTime"),
+            duration=_seconds(started[run_id], event.get("eventTime")),
+        )
         node["facets"].update(job.get("facets") or {})
         node["facets"].update(facets)
         node["jobType"] = _job_type(event) or "JOB"
@@ -190,32 +211,51 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
             upstream = producer.get(key)
             if upstream is None:
                 upstream = f"src:{key}"
-                nodes.setdefault(upstream, {
-                    "id": upstream, "kind": "source", "name": str(ds.get("name") or "").rsplit(".", 1)[-1],
-                    "fullName": ds.get("name"), "namespace": ds.get("namespace"), "facets": ds.get("facets") or {},
-                    "tests": [], "rows": None, "table": None, "columns": [],
-                })
+                nodes.setdefault(
+                    upstream,
+                    {
+                        "id": upstream,
+                        "kind": "source",
+                        "name": str(ds.get("name") or "").rsplit(".", 1)[-1],
+                        "fullName": ds.get("name"),
+                        "namespace": ds.get("namespace"),
+                        "facets": ds.get("facets") or {},
+                        "tests": [],
+                        "rows": None,
+                        "table": None,
+                        "columns": [],
+                    },
+                )
             if upstream != job_id:
                 edges.add((upstream, job_id))
     for event, ds in tests:
         key = _ds_key(ds)
         target = producer.get(key) or (f"src:{key}" if f"src:{key}" in nodes else None)
-        assertions = ((ds.get("inputFacets") or {}).get("dataQualityAssertions") or {}).get("assertions")
+        assertions = ((ds.get("inputFacets") or {}).get("dataQualityAssertions") or {}).get(
+            "assertions"
+        )
         if target is None or not isinstance(assertions, list):
             continue
         kept = {t.get("name") or t.get("assertion"): t for t in nodes[target]["tests"]}
         for a in assertions:
             if isinstance(a, dict):
                 kept[a.get("name") or a.get("assertion")] = {
-                    "name": a.get("name") or a.get("assertion"), "assertion": a.get("assertion"),
-                    "column": a.get("column"), "success": bool(a.get("success")),
-                    "severity": a.get("severity"), "actual": a.get("actual"),
+                    "name": a.get("name") or a.get("assertion"),
+                    "assertion": a.get("assertion"),
+                    "column": a.get("column"),
+                    "success": bool(a.get("success")),
+                    "severity": a.get("severity"),
+                    "actual": a.get("actual"),
                 }
         nodes[target]["tests"] = list(kept.values())
         error = (event.get("run", {}).get("facets", {}).get("errorMessage") or {}).get("message")
         if error:
             nodes[target]["testError"] = error
-    return {"pipeline": pipeline, "nodes": list(nodes.values()), "edges": [list(e) for e in sorted(edges)]}
+    return {
+        "pipeline": pipeline,
+        "nodes": list(nodes.values()),
+        "edges": [list(e) for e in sorted(edges)],
+    }
 
 
 def _layout(graph: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -245,8 +285,12 @@ def _layout(graph: dict[str, Any]) -> dict[str, tuple[float, float]]:
     for r in sorted(columns):
         items = columns[r]
         # Barycentre of the parents' rows keeps edges short; the name breaks ties.
-        items.sort(key=lambda n: (
-            sum(order.get(p, 0) for p in preds[n["id"]]) / max(1, len(preds[n["id"]])), n["name"] or ""))
+        items.sort(
+            key=lambda n: (
+                sum(order.get(p, 0) for p in preds[n["id"]]) / max(1, len(preds[n["id"]])),
+                n["name"] or "",
+            )
+        )
         offset = (tallest - len(items)) * (_H + _GAP_Y) / 2
         for i, n in enumerate(items):
             order[n["id"]] = i + offset / (_H + _GAP_Y)
@@ -425,8 +469,18 @@ def render_html(events: list[dict[str, Any]], title: str = "lineage") -> str:
         stroke = _COLOURS.get(state, "#555") if kind == "job" else "#8c959f"
         label = str(n["name"] or "")
         if kind == "job":
-            sub = " · ".join(s for s in (str(n.get("materialization") or ""), state.lower(), _duration(n.get("duration"))) if s)
-            line3 = " · ".join(s for s in (f"❄ {n['table']}" if n.get("table") else "", _rows(n.get("rows"))) if s)
+            sub = " · ".join(
+                s
+                for s in (
+                    str(n.get("materialization") or ""),
+                    state.lower(),
+                    _duration(n.get("duration")),
+                )
+                if s
+            )
+            line3 = " · ".join(
+                s for s in (f"❄ {n['table']}" if n.get("table") else "", _rows(n.get("rows"))) if s
+            )
         else:
             sub = "source · " + str(n.get("namespace") or "").split("://")[0]
             line3 = _short(str(n.get("fullName") or ""), 34)
@@ -444,7 +498,7 @@ def render_html(events: list[dict[str, Any]], title: str = "lineage") -> str:
             w = 14 + 7 * len(label_text)
             badges.append(
                 f'<g class="badge {cls}" data-kind="{"pass" if cls == "pass" else "fail"}">'
-                f'<title>{html.escape(", ".join(t["name"] or "" for t in (failed if cls != "pass" else [t for t in tests if t["success"]])))}</title>'
+                f"<title>{html.escape(', '.join(t['name'] or '' for t in (failed if cls != 'pass' else [t for t in tests if t['success']])))}</title>"
                 f'<rect x="{bx}" y="{y + _H - 24}" width="{w}" height="17" rx="8"/>'
                 f'<text x="{bx + 7}" y="{y + _H - 11}">{html.escape(label_text)}</text></g>'
             )
@@ -459,14 +513,16 @@ def render_html(events: list[dict[str, Any]], title: str = "lineage") -> str:
             f'<text class="title" x="{x + 14}" y="{y + 20}">{html.escape(_short(label, 30))}</text>'
             f'<text class="sub" x="{x + 14}" y="{y + 37}">{html.escape(_short(sub, 38))}</text>'
             f'<text class="sub" x="{x + 14}" y="{y + 54}">{html.escape(_short(line3, 38))}</text>'
-            f'{"".join(badges)}</g>'
+            f"{''.join(badges)}</g>"
         )
     pipeline = graph["pipeline"]
     state = pipeline.get("state") or "?"
     jobs = [n for n in graph["nodes"] if n["kind"] == "job"]
     tests = [t for n in graph["nodes"] for t in n.get("tests") or []]
     failures = sum(1 for t in tests if not t["success"])
-    summary = f"{len(jobs)} jobs · {len(tests) - failures} tests passed" + (f", {failures} failed" if failures else "")
+    summary = f"{len(jobs)} jobs · {len(tests) - failures} tests passed" + (
+        f", {failures} failed" if failures else ""
+    )
     legend = "".join(
         f'<span><i class="sw" style="background:{c}"></i>{s.lower()}</span>'
         for s, c in _COLOURS.items()

@@ -41,10 +41,19 @@ DAG: dict[str, tuple[str, str, list[str]]] = {
 
 def _props(name: str) -> dict[str, Any]:
     kind, materialized, _ = DAG[name]
-    folder = "seeds" if kind == "seed" else ("models/staging" if name.startswith("stg_") else "models/marts")
+    folder = (
+        "seeds"
+        if kind == "seed"
+        else ("models/staging" if name.startswith("stg_") else "models/marts")
+    )
     return {
-        "unique_id": f"{kind}.customer_analytics.{name}", "name": name, "resource_type": kind,
-        "database": "floe", "schema": "main", "alias": name, "package_name": "customer_analytics",
+        "unique_id": f"{kind}.customer_analytics.{name}",
+        "name": name,
+        "resource_type": kind,
+        "database": "floe",
+        "schema": "main",
+        "alias": name,
+        "package_name": "customer_analytics",
         "original_file_path": f"{folder}/{name}.{'csv' if kind == 'seed' else 'sql'}",
         "config": {"materialized": materialized},
     }
@@ -60,10 +69,15 @@ def _emit(project: Path) -> Path:
         props = _props(name)
         run = str(uuid.uuid4())
         inputs = [translator.compute_dataset(_props(p), columns) for p in parents]
-        common: dict[str, Any] = {"job_type": translator.lineage_job_type(props), "sql": f"select * from {name}",
-                                  "source_path": translator.source_path(props)}
+        common: dict[str, Any] = {
+            "job_type": translator.lineage_job_type(props),
+            "sql": f"select * from {name}",
+            "source_path": translator.source_path(props),
+        }
         job = translator.lineage_job_name(props)
-        emitter.model_event(RunState.START, run, job, inputs, [translator.compute_dataset(props)], **common)
+        emitter.model_event(
+            RunState.START, run, job, inputs, [translator.compute_dataset(props)], **common
+        )
         outputs = [translator.compute_dataset(props, columns, rows=10 + number)]
         if materialized == "table":
             outputs.append(translator.iceberg_dataset(props, [("id", "int")], rows=10 + number))
@@ -71,36 +85,57 @@ def _emit(project: Path) -> Path:
         if name.startswith("stg_") or name == "customer_revenue":
             fails = name == "customer_revenue"
             test = translator.assertion(
-                {"name": f"not_null_{name}_id", "test_metadata": {"name": "not_null", "kwargs": {"column_name": "id"}},
-                 "config": {"severity": "ERROR"}, "attached_node": props["unique_id"]},
-                "fail" if fails else "pass", failures=3 if fails else 0,
+                {
+                    "name": f"not_null_{name}_id",
+                    "test_metadata": {"name": "not_null", "kwargs": {"column_name": "id"}},
+                    "config": {"severity": "ERROR"},
+                    "attached_node": props["unique_id"],
+                },
+                "fail" if fails else "pass",
+                failures=3 if fails else 0,
             )
-            emitter.test_event(translator.lineage_tests_job_name(props),
-                               [translator.compute_dataset(props, columns, assertions=[test] if test else [])])
+            emitter.test_event(
+                translator.lineage_tests_job_name(props),
+                [translator.compute_dataset(props, columns, assertions=[test] if test else [])],
+            )
     emitter.pipeline_event(RunState.COMPLETE)
     return project / ".floe" / "lineage.jsonl"
 
 
 @pytest.fixture(scope="module")
 def playwright_core() -> Path:
-    done = subprocess.run(["bash", str(REPO / "scripts" / "install-vscode-test-deps.sh")],
-                          capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "install-vscode-test-deps.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip().splitlines()[-1]) / "node_modules" / "playwright-core"
 
 
-def test_every_model_is_in_the_window_with_its_figures(tmp_path: Path, playwright_core: Path) -> None:
+def test_every_model_is_in_the_window_with_its_figures(
+    tmp_path: Path, playwright_core: Path
+) -> None:
     project = copy_example(tmp_path / "customer-analytics")
     events = load_events(_emit(project))
     page = tmp_path / "lineage.html"
     page.write_text(render_html(events, "customer-analytics"))
     text = page.read_text()
     assert text.count('class="node job"') == len(DAG)
-    assert "❄ analytics.customer_revenue" in text and "❄ analytics.stg_orders" not in text  # views stay in DuckDB
+    assert (
+        "❄ analytics.customer_revenue" in text and "❄ analytics.stg_orders" not in text
+    )  # views stay in DuckDB
     assert "19 rows" not in text and "18 rows" in text  # customer_revenue: 10 + 8
-    done = subprocess.run(["node", str(DRIVER), page.as_uri(), str(tmp_path / "shot.png")],
-                          env={**os.environ, "PLAYWRIGHT_CORE": str(playwright_core)},
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        ["node", str(DRIVER), page.as_uri(), str(tmp_path / "shot.png")],
+        env={**os.environ, "PLAYWRIGHT_CORE": str(playwright_core)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert seen["errors"] == []
@@ -111,7 +146,9 @@ def test_every_model_is_in_the_window_with_its_figures(tmp_path: Path, playwrigh
         assert n["width"] >= 120, (name, n)  # readable, not shrunk to a dot
     # The failed test is a red badge on its model; clicking it shows the test and its message.
     assert [n["name"] for n in jobs.values() if n["failed"]] == ["customer_revenue"]
-    assert "not_null_customer_revenue_id" in seen["failedDetails"] and "fail" in seen["failedDetails"]
+    assert (
+        "not_null_customer_revenue_id" in seen["failedDetails"] and "fail" in seen["failedDetails"]
+    )
     # Selecting highlights upstream and downstream; the seed of another branch is dimmed.
     assert "raw_customers" not in seen["dimmed"] and "stg_orders" not in seen["dimmed"]
     # Focus keeps one hop around the node.

@@ -11,7 +11,10 @@ from lsp_helpers import open_doc, uri, wait_for
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning"),
+]
 
 
 async def test_code_lenses_per_environment(client: LanguageClient, project: Path) -> None:
@@ -23,7 +26,10 @@ async def test_code_lenses_per_environment(client: LanguageClient, project: Path
     assert lenses is not None
     titles = [lens.command.title for lens in lenses if lens.command]
     assert titles == ["Compile (dev)", "Run (dev)", "Compile (prod)", "Run (prod)", "Open lineage"]
-    assert all(lens.range.start.line == text.split("\n").index("name: customer-analytics") for lens in lenses)
+    assert all(
+        lens.range.start.line == text.split("\n").index("name: customer-analytics")
+        for lens in lenses
+    )
 
 
 async def test_compile_command_runs_in_a_subprocess(client: LanguageClient, project: Path) -> None:
@@ -36,9 +42,14 @@ async def test_compile_command_runs_in_a_subprocess(client: LanguageClient, proj
     assert result["exitCode"] == 0, result
     artifacts = json.loads((project / "target" / "floe" / "compiled_artifacts.json").read_text())
     assert artifacts["environment"] == "dev"
-    await wait_for(lambda: any("floe compile (dev) succeeded" in m.message for m in client.messages), what="message")
+    await wait_for(
+        lambda: any("floe compile (dev) succeeded" in m.message for m in client.messages),
+        what="message",
+    )
     # Progress: begin … end, under both client profiles (both support work-done progress).
-    kinds = [getattr(p, "kind", None) for reports in client.progress_reports.values() for p in reports]
+    kinds = [
+        getattr(p, "kind", None) for reports in client.progress_reports.values() for p in reports
+    ]
     assert kinds[0] == "begin" and kinds[-1] == "end"
 
 
@@ -50,26 +61,35 @@ async def test_failed_compile_is_reported(client: LanguageClient, project: Path)
     )
     assert result is not None
     assert result["exitCode"] == 1
-    await wait_for(lambda: any(m.type == types.MessageType.Error for m in client.messages), what="error message")
+    await wait_for(
+        lambda: any(m.type == types.MessageType.Error for m in client.messages),
+        what="error message",
+    )
     error = next(m for m in client.messages if m.type == types.MessageType.Error)
     assert "FLOE010" in error.message and "Traceback" not in error.message
 
 
 async def test_run_can_be_cancelled(client: LanguageClient, project: Path) -> None:
     floe = project / "floe.yaml"
-    task = asyncio.ensure_future(client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="floe.run", arguments=[uri(floe), "dev"])
-    ))
+    task = asyncio.ensure_future(
+        client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="floe.run", arguments=[uri(floe), "dev"])
+        )
+    )
     await wait_for(lambda: bool(client.progress_reports), what="progress begin")
     token = next(iter(client.progress_reports))
     client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(task, 20)
     assert result is not None
     assert result["cancelled"] is True
-    await wait_for(lambda: any("cancelled" in m.message for m in client.messages), what="cancel message")
+    await wait_for(
+        lambda: any("cancelled" in m.message for m in client.messages), what="cancel message"
+    )
 
 
-async def test_environment_setting_picks_the_lenses_and_the_command_env(client: LanguageClient, project: Path) -> None:
+async def test_environment_setting_picks_the_lenses_and_the_command_env(
+    client: LanguageClient, project: Path
+) -> None:
     """`floe.environment` (workspace/configuration) narrows the lenses and is the commands' default env."""
     refreshes: list[None] = []
     if types.WORKSPACE_CODE_LENS_REFRESH not in client.protocol.fm.features:
@@ -83,8 +103,14 @@ async def test_environment_setting_picks_the_lenses_and_the_command_env(client: 
     found = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="floe.listEnvironments", arguments=[])
     )
-    assert found == [{"pipeline": str(floe.resolve()), "name": "customer-analytics",
-                      "environments": ["dev", "prod"], "selected": None}]
+    assert found == [
+        {
+            "pipeline": str(floe.resolve()),
+            "name": "customer-analytics",
+            "environments": ["dev", "prod"],
+            "selected": None,
+        }
+    ]
     client.set_configuration("prod", section="floe.environment")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
 
@@ -114,4 +140,10 @@ async def test_environment_setting_picks_the_lenses_and_the_command_env(client: 
         if len(await titles()) == 5:
             break
         await asyncio.sleep(0.05)
-    assert await titles() == ["Compile (dev)", "Run (dev)", "Compile (prod)", "Run (prod)", "Open lineage"]
+    assert await titles() == [
+        "Compile (dev)",
+        "Run (dev)",
+        "Compile (prod)",
+        "Run (prod)",
+        "Open lineage",
+    ]

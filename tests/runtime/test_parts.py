@@ -271,10 +271,14 @@ def test_run_with_invalid_config_exits_2_with_diagnostics(tmp_path: Path) -> Non
     assert "FLOE010" in result.output and "Not run." in result.output
     assert "Traceback" not in result.output
     # The other commands over the same project say what they did not do.
-    for args, refused in ((("lineage", "--no-open"), "No lineage page written."),
-                          (("deploy", "helm-values"), "No values printed.")):
+    for args, refused in (
+        (("lineage", "--no-open"), "No lineage page written."),
+        (("deploy", "helm-values"), "No values printed."),
+    ):
         other = floe(*args, str(project), "--env", "dev")
-        assert other.code == 2 and "FLOE010" in other.output and refused in other.output, other.output
+        assert other.code == 2 and "FLOE010" in other.output and refused in other.output, (
+            other.output
+        )
         assert "Not run." not in other.output
 
 

@@ -30,7 +30,14 @@ pytestmark = [pytest.mark.vscode, pytest.mark.slow]
 DRIVER = Path(__file__).with_name("drive.js")
 VSIX = REPO / "editors" / "vscode" / "floe.vsix"
 SHOTS = REPO / "docs"
-MODELS = {"stg_customers", "stg_orders", "stg_payments", "customer_orders", "customer_revenue", "orders"}
+MODELS = {
+    "stg_customers",
+    "stg_orders",
+    "stg_payments",
+    "customer_orders",
+    "customer_revenue",
+    "orders",
+}
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +47,10 @@ def code_server() -> Path:
         pytest.fail("node and npm are needed for the VS Code test (apt-get install nodejs npm)")
     done = subprocess.run(
         ["bash", str(REPO / "scripts" / "install-vscode-test-deps.sh")],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip().splitlines()[-1])
@@ -48,7 +58,9 @@ def code_server() -> Path:
 
 @pytest.fixture(scope="session")
 def vsix() -> Path:
-    done = subprocess.run(["make", "-s", "vsix"], cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        ["make", "-s", "vsix"], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert VSIX.is_file()
     return VSIX
@@ -63,8 +75,11 @@ def _free_port() -> int:
 def _clean_path() -> str:
     """PATH without any directory that holds floe-lsp or floe-runtime."""
     dirs = os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep)
-    return os.pathsep.join(d for d in dirs if d and not (Path(d) / "floe-lsp").exists()
-                           and not (Path(d) / "floe-runtime").exists())
+    return os.pathsep.join(
+        d
+        for d in dirs
+        if d and not (Path(d) / "floe-lsp").exists() and not (Path(d) / "floe-runtime").exists()
+    )
 
 
 class CodeServer:
@@ -75,24 +90,58 @@ class CodeServer:
         self.port = _free_port()
         (home / "user" / "User").mkdir(parents=True)
         (home / "ext").mkdir()
-        (home / "user" / "User" / "settings.json").write_text(json.dumps({
-            "security.workspace.trust.enabled": False, "workbench.startupEditor": "none",
-            "telemetry.telemetryLevel": "off", "update.mode": "none",
-            "workbench.tips.enabled": False, "extensions.ignoreRecommendations": True,
-        }))
-        (home / "config.yaml").write_text(f"bind-addr: 127.0.0.1:{self.port}\nauth: none\ncert: false\n")
-        self.env = {**os.environ, "PATH": _clean_path(), "XDG_CONFIG_HOME": str(home / "xdg"),
-                    "XDG_DATA_HOME": str(home / "xdg-data")}
+        (home / "user" / "User" / "settings.json").write_text(
+            json.dumps(
+                {
+                    "security.workspace.trust.enabled": False,
+                    "workbench.startupEditor": "none",
+                    "telemetry.telemetryLevel": "off",
+                    "update.mode": "none",
+                    "workbench.tips.enabled": False,
+                    "extensions.ignoreRecommendations": True,
+                }
+            )
+        )
+        (home / "config.yaml").write_text(
+            f"bind-addr: 127.0.0.1:{self.port}\nauth: none\ncert: false\n"
+        )
+        self.env = {
+            **os.environ,
+            "PATH": _clean_path(),
+            "XDG_CONFIG_HOME": str(home / "xdg"),
+            "XDG_DATA_HOME": str(home / "xdg-data"),
+        }
         self.env.pop("VIRTUAL_ENV", None)
-        self.common = ["--config", str(home / "config.yaml"), "--user-data-dir", str(home / "user"),
-                       "--extensions-dir", str(home / "ext")]
-        done = subprocess.run([str(self.bin), *self.common, "--install-extension", str(vsix)],
-                              env=self.env, capture_output=True, text=True, timeout=120, check=False)
-        assert done.returncode == 0 and "floe" in (done.stdout + done.stderr), done.stdout + done.stderr
+        self.common = [
+            "--config",
+            str(home / "config.yaml"),
+            "--user-data-dir",
+            str(home / "user"),
+            "--extensions-dir",
+            str(home / "ext"),
+        ]
+        done = subprocess.run(
+            [str(self.bin), *self.common, "--install-extension", str(vsix)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0 and "floe" in (done.stdout + done.stderr), (
+            done.stdout + done.stderr
+        )
         self.proc = subprocess.Popen(
-            [str(self.bin), *self.common, "--disable-telemetry", "--disable-update-check",
-             "--disable-workspace-trust"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=(home / "code-server.log").open("w"),
+            [
+                str(self.bin),
+                *self.common,
+                "--disable-telemetry",
+                "--disable-update-check",
+                "--disable-workspace-trust",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=(home / "code-server.log").open("w"),
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -105,9 +154,18 @@ class CodeServer:
 
     def drive(self, folder: Path, mode: str, shots: Path) -> dict[str, Any]:
         done = subprocess.run(
-            ["node", str(DRIVER), f"http://127.0.0.1:{self.port}/?folder={folder}", mode, str(shots)],
+            [
+                "node",
+                str(DRIVER),
+                f"http://127.0.0.1:{self.port}/?folder={folder}",
+                mode,
+                str(shots),
+            ],
             env={**os.environ, "PLAYWRIGHT_CORE": str(self.playwright)},
-            capture_output=True, text=True, timeout=900, check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         assert done.stdout.strip(), done.stderr
         seen: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -135,8 +193,11 @@ def vscode(code_server: Path, vsix: Path, tmp_path: Path) -> Iterator[CodeServer
 def _catalog_tables(project: Path) -> set[str]:
     from pyiceberg.catalog.sql import SqlCatalog
 
-    catalog = SqlCatalog("default", uri=f"sqlite:///{project / '.floe' / 'catalog.db'}",
-                         warehouse=(project / ".floe" / "warehouse").as_uri())
+    catalog = SqlCatalog(
+        "default",
+        uri=f"sqlite:///{project / '.floe' / 'catalog.db'}",
+        warehouse=(project / ".floe" / "warehouse").as_uri(),
+    )
     return {t[-1] for t in catalog.list_tables("analytics")}
 
 
@@ -165,7 +226,9 @@ def test_extension_in_code_server(vscode: CodeServer, tmp_path: Path) -> None:
     # Hover: each environment's profile.
     assert "dev" in seen["hover"] and "prod" in seen["hover"], seen["hover"]
     # Quick fix replaced the typo.
-    assert seen["line7Fixed"].startswith("catalog: default"), seen["line7Fixed"]  # then the inlay hint
+    assert seen["line7Fixed"].startswith("catalog: default"), seen[
+        "line7Fixed"
+    ]  # then the inlay hint
     assert (project / "floe.yaml").read_text().count("catalog: default") == 1
     # Compile lens wrote the artifacts.
     assert "succeeded" in seen["compile"], seen["compile"]
