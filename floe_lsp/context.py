@@ -9,6 +9,10 @@ keys already present, and the scalars beside it on the way down (`type: s3`,
 `mode: oauth2`) pick the member of each tagged union. Lines that do not parse
 elsewhere in the document are blanked, so they do not take the cursor's
 section with them.
+
+When the cursor's line is a whole `key: value` and the document has no syntax
+error (hovering, mostly), the line's own pair in the document's current tree
+says the same, so no placeholder text is made and re-parsed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tree_sitter import Node
+from tree_sitter import Node, Tree
 
 from floe_lsp.reader import (
     PAIRS,
@@ -172,14 +176,14 @@ def _walk(root: dict[str, Any], path: KeyPath) -> Any:
     return container
 
 
-def _data(mappings: list[Node]) -> dict[str, Any]:
+def _data(mappings: list[Node], cursor_pair: Node | None = None) -> dict[str, Any]:
     """Nested data from the sibling scalars of every mapping on the way to the cursor."""
     root: dict[str, Any] = {}
     for mapping in reversed(mappings):  # outermost first
         container = _walk(root, path_to(mapping))
         if isinstance(container, dict):
             for key, pair in pairs(mapping):
-                if key != PLACEHOLDER:
+                if key != PLACEHOLDER and pair != cursor_pair:
                     container.setdefault(key, _shallow(value_of(pair)))
     return root
 
@@ -199,20 +203,45 @@ def _place(data: Any, path: KeyPath, value: Any) -> None:
             here[path[-1]] = value
 
 
+def _pair_at(tree: Tree, line: int, at: int, strict: bool) -> Node | None:
+    """The mapping pair holding (line, byte column `at`); `strict`: only one whose key starts there."""
+    node: Node | None = tree.root_node.descendant_for_point_range((line, at), (line, at + 1))
+    while node is not None and node.type not in PAIRS:
+        node = node.parent
+    if node is None or node.parent is None:
+        return None
+    if not strict:
+        return node
+    key = node.child_by_field_name("key")
+    if key is None or (key.start_point.row, key.start_point.column) != (line, at):
+        return None
+    return node
+
+
 def _where(
-    trees: Trees, text: str, doc_key: str, line: int, prefix: str, rest: str
+    trees: Trees, text: str, doc_key: str, line: int, prefix: str, rest: str, whole: bool
 ) -> tuple[KeyPath, dict[str, Any], set[str]]:
-    """Path of the mapping the cursor's line belongs to, the data on the way, the keys present."""
-    lines = text.split("\n")
+    """Path of the mapping the cursor's line belongs to, the data on the way, the keys present.
+
+    `whole`: the cursor's line is a complete `key: value` that parses on its own. Then,
+    when the document's current tree has no syntax error, the line's own pair in that
+    tree is where the cursor is; otherwise the line is replaced by a placeholder key and
+    the document re-read around it (blanking broken lines elsewhere).
+    """
     data = text.encode("utf-8")
     tree = trees.parse(doc_key, data) if doc_key else trees.parse_alone(data)
+    at = len(prefix.encode("utf-8"))
+    node = _pair_at(tree, line, at, strict=True) if whole and not tree.root_node.has_error else None
+    if node is not None:  # the line's own pair, in the tree of the text as it is
+        mapping = node.parent
+        assert mapping is not None
+        present = {key for key, pair in pairs(mapping) if pair != node}
+        return path_to(mapping), _data(enclosing_mappings(node), node), present
+    lines = text.split("\n")
     lines[line] = prefix + PLACEHOLDER + ":" + rest
     probe = "\n".join(lines).encode("utf-8")
     probe, probe_tree = trees.repaired(probe, trees.variant(data, tree, probe), keep_row=line)
-    at = len(prefix.encode("utf-8"))
-    node: Node | None = probe_tree.root_node.descendant_for_point_range((line, at), (line, at + 1))
-    while node is not None and node.type not in PAIRS:
-        node = node.parent
+    node = _pair_at(probe_tree, line, at, strict=False)
     if node is None or node.parent is None:
         return (), {}, set()
     mapping = node.parent
@@ -242,7 +271,8 @@ def cursor_at(
         return Cursor("none", (), line, char, char, "", "")
     # The line's value stays when it parses: lines below may belong to it.
     rest = raw[read.colon_end :] if read.key is not None and not read.broken else ""
-    container, data, present = _where(trees, text, doc_key, line, raw[:key_col], rest)
+    whole = read.key is not None and not read.broken
+    container, data, present = _where(trees, text, doc_key, line, raw[:key_col], rest, whole)
     if read.key is None or char <= read.key_end:
         start, end = _token(raw, min(key_col, char), char)  # in the indentation: empty
         token = raw[start:end]

@@ -161,3 +161,29 @@ def test_every_token_range_lies_on_the_cursor_line_and_holds_the_cursor(fixture:
                 0 <= cur.start <= min(char, len(raw)) <= max(cur.end, char) <= max(len(raw), char)
             )
             assert raw[cur.start : cur.end] == cur.text
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.parent.name + "/" + p.name)
+def test_a_clean_document_read_from_its_own_tree_matches_the_placeholder_read(
+    fixture: Path,
+) -> None:
+    # On a document without syntax errors, a cursor line holding `key: value` is found
+    # in the document's current tree; a syntax error elsewhere (an unclosed `{` on a new
+    # last line) sends every cursor through the placeholder re-read instead. Both must
+    # tell the same story about every other line.
+    text = fixture.read_text()
+    assert text.endswith("\n")
+    broken = text + "{\n"
+    clean_trees, broken_trees = Trees(), Trees()
+    assert not clean_trees.parse("clean", text.encode()).root_node.has_error
+    assert broken_trees.parse("broken", broken.encode()).root_node.has_error
+    lines = text.split("\n")[:-1]  # the last (empty) line is the `{` in the broken text
+    compared = 0
+    for line, raw in enumerate(lines):
+        indent = len(raw) - len(raw.lstrip())
+        for char in sorted({0, indent + 1, len(raw) // 2, len(raw)}):
+            from_tree = cursor_at(text, line, char, clean_trees, "clean")
+            from_probe = cursor_at(broken, line, char, broken_trees, "broken")
+            assert from_tree == from_probe, (line, char, raw)
+            compared += from_tree.kind != "none"
+    assert compared > 3 * len(lines)
