@@ -256,17 +256,22 @@ class _Builder:
         # The hot path of a load: one call per scalar, so locals and no helpers.
         value_text: str = event.value
         style = event.style
-        if event.tag is not None and event.tag != "!":
-            tag = event.tag
-        elif not style and event.implicit[0]:  # plain: libyaml says None or ""
-            tag = _resolve_plain(value_text)
-        else:
-            tag = _STR
+        explicit = event.tag
         sm, em = event.start_mark, event.end_mark
         rng = (sm.line, sm.column, em.line, em.column)
         stack = self.stack
         frame = stack[-1] if stack else None
         if frame is not None and frame.key is _NO_KEY and frame.node.kind == "map":
+            # A key is its text; of the tags only merge matters, and the resolver gives
+            # merge to the plain `<<` alone, so most keys need no resolving.
+            if explicit is not None and explicit != "!":
+                tag = explicit
+            elif value_text == "<<" and not style and event.implicit[0]:
+                tag = _MERGE
+            elif event.anchor and not style and event.implicit[0]:
+                tag = _resolve_plain(value_text)
+            else:
+                tag = _STR
             frame.key = value_text if tag != _MERGE else _MERGE
             frame.key_span = rng
             if event.anchor:
@@ -274,6 +279,12 @@ class _Builder:
                     "scalar", rng, None, value_text, value_text, tag, None, _NO_ENTRIES, _NO_ITEMS
                 )
             return
+        if explicit is not None and explicit != "!":
+            tag = explicit
+        elif not style and event.implicit[0]:  # plain: libyaml says None or ""
+            tag = _resolve_plain(value_text)
+        else:
+            tag = _STR
         value = value_text if tag == _STR else _scalar_value(tag, value_text)
         node = YNode(
             "scalar", rng, None, value, value_text, tag, style or None, _NO_ENTRIES, _NO_ITEMS

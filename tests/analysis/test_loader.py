@@ -67,6 +67,21 @@ def test_merge_keys_and_aliases() -> None:
     assert c is not None and c.key_range == Range.of(4, 0, 4, 1)
 
 
+def test_only_a_plain_or_tagged_double_angle_key_merges() -> None:
+    text = (
+        "base: &b {x: 1}\n"
+        'quoted: {"<<": *b}\n'
+        "tagged: {!!merge <<: *b, y: 2}\n"
+        "&k anchored: 1\n"
+        "again: *k\n"
+    )
+    doc = load_yaml(text, "f.yaml")
+    assert doc.diagnostics == []
+    assert doc.data()["quoted"] == {"<<": {"x": 1}}  # a quoted key is just text
+    assert doc.data()["tagged"] == {"y": 2, "x": 1}
+    assert doc.data()["again"] == "anchored"  # an anchored key can be referred to
+
+
 def test_alias_bomb_is_refused_quickly() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 10):
