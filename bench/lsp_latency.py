@@ -94,8 +94,8 @@ transforms:
     index = 0
     while size < target_bytes - 40 or index == 0:
         item = (
-            f"  - type: dbt\n    path: ./dbt\n    select: \"+mart_{index}\"\n"
-            f"    namespace: analytics_{index}\n    vars:\n      start_date: \"2024-01-01\"\n"
+            f'  - type: dbt\n    path: ./dbt\n    select: "+mart_{index}"\n'
+            f'    namespace: analytics_{index}\n    vars:\n      start_date: "2024-01-01"\n'
             f"      batch: {index}\n"
         )
         parts.append(item)
@@ -152,7 +152,9 @@ class Client:
     def notify(self, method: str, params: Any) -> None:
         self.send({"method": method, "params": params})
 
-    def wait_diagnostics(self, check: Callable[[str, list[dict[str, Any]]], bool]) -> asyncio.Future[None]:
+    def wait_diagnostics(
+        self, check: Callable[[str, list[dict[str, Any]]], bool]
+    ) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiters.append((check, future))
         return future
@@ -206,7 +208,11 @@ async def start(
     """Spawn a server and initialize it; returns the client and seconds to the initialize result."""
     began = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
-        *cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=root,
+        *cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=root,
         env={**os.environ, **(env or {})},
     )
     client = Client(proc, settings)
@@ -261,7 +267,6 @@ def rss_mb(pid: int) -> float:
 @dataclass
 class Result:
     init_s: float
-    first_init_s: float
     diag_ms: list[float]
     completion_ms: list[float]
     hover_ms: list[float]
@@ -303,17 +308,27 @@ async def measure(cmd: list[str], root: Path, settings: dict[str, Any], rounds: 
         # Every text is new (the engine memoises per text): the unknown key carries the
         # round number, and removing it leaves a numbered comment in its place.
         if add:
-            change = {"range": {"start": {"line": insert_at, "character": 0},
-                                "end": {"line": insert_at, "character": 0}},
-                      "text": f"bogus_key_{round_}: 1\n"}
+            change = {
+                "range": {
+                    "start": {"line": insert_at, "character": 0},
+                    "end": {"line": insert_at, "character": 0},
+                },
+                "text": f"bogus_key_{round_}: 1\n",
+            }
         else:
-            change = {"range": {"start": {"line": insert_at, "character": 0},
-                                "end": {"line": insert_at + 1, "character": 0}},
-                      "text": f"# edit {round_}\n"}
+            change = {
+                "range": {
+                    "start": {"line": insert_at, "character": 0},
+                    "end": {"line": insert_at + 1, "character": 0},
+                },
+                "text": f"# edit {round_}\n",
+            }
         waiter = client.wait_diagnostics(expect(doc_uri, add))
         began = time.perf_counter()
-        client.notify("textDocument/didChange",
-                      {"textDocument": {"uri": doc_uri, "version": version}, "contentChanges": [change]})
+        client.notify(
+            "textDocument/didChange",
+            {"textDocument": {"uri": doc_uri, "version": version}, "contentChanges": [change]},
+        )
         await asyncio.wait_for(waiter, 60)
         diag_ms.append((time.perf_counter() - began) * 1000)
     completion_ms: list[float] = []
@@ -322,12 +337,16 @@ async def measure(cmd: list[str], root: Path, settings: dict[str, Any], rounds: 
     tz_line = next(i for i, line in enumerate(lines) if line.strip().startswith("timezone:"))
     for _ in range(rounds):
         began = time.perf_counter()
-        await client.request("textDocument/completion", {
-            "textDocument": {"uri": doc_uri}, "position": {"line": last_line, "character": 0}})
+        await client.request(
+            "textDocument/completion",
+            {"textDocument": {"uri": doc_uri}, "position": {"line": last_line, "character": 0}},
+        )
         completion_ms.append((time.perf_counter() - began) * 1000)
         began = time.perf_counter()
-        await client.request("textDocument/hover", {
-            "textDocument": {"uri": doc_uri}, "position": {"line": tz_line, "character": 4}})
+        await client.request(
+            "textDocument/hover",
+            {"textDocument": {"uri": doc_uri}, "position": {"line": tz_line, "character": 4}},
+        )
         hover_ms.append((time.perf_counter() - began) * 1000)
     memory = rss_mb(client.proc.pid)
     await stop(client)
@@ -336,18 +355,26 @@ async def measure(cmd: list[str], root: Path, settings: dict[str, Any], rounds: 
         again, seconds = await start(cmd, root, settings)
         starts.append(seconds)
         await stop(again)
-    # A first start: an empty cache folder, so floe-lsp has neither its attrs
-    # code cache nor a stored initialize reply (what a new install sees once).
-    first = []
-    for _ in range(3):
-        with tempfile.TemporaryDirectory(prefix="floe-bench-cache-") as empty:
-            again, seconds = await start(cmd, root, settings, {"XDG_CACHE_HOME": empty})
-            first.append(seconds)
-            await stop(again)
-    return Result(statistics.median(starts), statistics.median(first), diag_ms, completion_ms, hover_ms, memory)
+    return Result(statistics.median(starts), diag_ms, completion_ms, hover_ms, memory)
 
 
-async def memory_with_pipelines(cmd: list[str], root: Path, settings: dict[str, Any], count: int) -> float:
+#: A pygls server with no features at all: what any pygls server pays before `initialize`.
+BARE_PYGLS = "from pygls.lsp.server import LanguageServer; LanguageServer('bare', '0').start_io()"
+
+
+async def bare_pygls_start(root: Path) -> float:
+    """Median seconds, over five starts, for a featureless pygls server to answer `initialize`."""
+    starts = []
+    for _ in range(5):
+        client, seconds = await start([sys.executable, "-c", BARE_PYGLS], root, {})
+        starts.append(seconds)
+        await stop(client)
+    return statistics.median(starts)
+
+
+async def memory_with_pipelines(
+    cmd: list[str], root: Path, settings: dict[str, Any], count: int
+) -> float:
     """RSS after opening `count` pipelines (2.5 KB floe.yaml, five environments each)."""
     client, _ = await start(cmd, root, settings)
     files = sorted(root.glob("p*/floe.yaml"))[:count]
@@ -355,8 +382,17 @@ async def memory_with_pipelines(cmd: list[str], root: Path, settings: dict[str, 
     for floe in files:
         doc_uri = uri(floe)
         waiters.append(client.wait_diagnostics(expect(doc_uri, None)))
-        client.notify("textDocument/didOpen", {"textDocument": {
-            "uri": doc_uri, "languageId": "yaml", "version": 1, "text": floe.read_text()}})
+        client.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": doc_uri,
+                    "languageId": "yaml",
+                    "version": 1,
+                    "text": floe.read_text(),
+                }
+            },
+        )
     await asyncio.wait_for(asyncio.gather(*waiters), 300)
     await asyncio.sleep(0.5)
     memory = rss_mb(client.proc.pid)
@@ -376,8 +412,12 @@ def p99(values: list[float]) -> float:
 async def main_async(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="floe-lsp-bench-"))
     schema = work / "floe.schema.json"
-    proc = subprocess.run([sys.executable, "-m", "floe_runtime", "schema", "floe"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "floe_runtime", "schema", "floe"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     if proc.returncode == 0 and proc.stdout.strip().startswith("{"):
         schema.write_text(proc.stdout)
     else:  # `floe-runtime schema` not available: the same schema straight from the model
@@ -386,7 +426,10 @@ async def main_async(args: argparse.Namespace) -> int:
         schema.write_text(json.dumps(Pipeline.model_json_schema()))
     yls_settings = {
         "yaml": {
-            "validate": True, "hover": True, "completion": True, "format": {"enable": False},
+            "validate": True,
+            "hover": True,
+            "completion": True,
+            "format": {"enable": False},
             "schemaStore": {"enable": False},
             "schemas": {schema.as_uri(): ["floe.yaml", "**/floe.yaml"]},
         }
@@ -399,8 +442,11 @@ async def main_async(args: argparse.Namespace) -> int:
         script = Path(yls).resolve()
         servers["yaml-language-server"] = (["node", str(script), "--stdio"], yls_settings)
     else:
-        print("yaml-language-server not found (npm install --prefix /tmp/yls yaml-language-server); "
-              "measuring floe-lsp only", file=sys.stderr)
+        print(
+            "yaml-language-server not found (npm install --prefix /tmp/yls yaml-language-server); "
+            "measuring floe-lsp only",
+            file=sys.stderr,
+        )
     results: dict[tuple[str, str], Result] = {}
     for label, size in (("2.5 KB", 2_500), ("50 KB", 50_000)):
         root = make_project(work / f"bench-{size}", size)
@@ -411,13 +457,21 @@ async def main_async(args: argparse.Namespace) -> int:
     many = work / "many"
     for index in range(args.pipelines):
         make_project(many / f"p{index:03d}", 2_500)
-    memory = {name: await memory_with_pipelines(cmd, many, settings, args.pipelines)
-              for name, (cmd, settings) in servers.items()}
+    memory = {
+        name: await memory_with_pipelines(cmd, many, settings, args.pipelines)
+        for name, (cmd, settings) in servers.items()
+    }
 
     names = list(servers)
     print()
-    print(f"floe-lsp vs yaml-language-server — {args.rounds * 2} edits, {args.rounds} completions/hovers each")
-    header = f"{'metric':46} " + " ".join(f"{n:>20}" for n in names) + ("   ratio (yls/floe)" if len(names) > 1 else "")
+    print(
+        f"floe-lsp vs yaml-language-server — {args.rounds * 2} edits, {args.rounds} completions/hovers each"
+    )
+    header = (
+        f"{'metric':46} "
+        + " ".join(f"{n:>20}" for n in names)
+        + ("   ratio (yls/floe)" if len(names) > 1 else "")
+    )
     print(header)
     print("-" * len(header))
 
@@ -428,33 +482,59 @@ async def main_async(args: argparse.Namespace) -> int:
 
     for label in ("2.5 KB", "50 KB"):
         rs = [results[(n, label)] for n in names]
-        row(f"edit→diagnostics p50 ({label})", [p50(r.diag_ms) for r in rs], "ms",
-            "budget ≤ 25 ms" if label == "50 KB" else "")
-        row(f"edit→diagnostics p99 ({label})", [p99(r.diag_ms) for r in rs], "ms",
-            "budget < 60 ms" if label == "50 KB" else "")
+        row(
+            f"edit→diagnostics p50 ({label})",
+            [p50(r.diag_ms) for r in rs],
+            "ms",
+            "budget ≤ 25 ms" if label == "50 KB" else "",
+        )
+        row(
+            f"edit→diagnostics p99 ({label})",
+            [p99(r.diag_ms) for r in rs],
+            "ms",
+            "budget < 60 ms" if label == "50 KB" else "",
+        )
         row(f"edit→diagnostics max ({label})", [max(r.diag_ms) for r in rs], "ms")
         row(f"completion p50 ({label})", [p50(r.completion_ms) for r in rs], "ms", "budget < 10 ms")
         row(f"hover p50 ({label})", [p50(r.hover_ms) for r in rs], "ms", "budget < 10 ms")
-        row(f"initialize, median of 5 ({label})", [r.init_s * 1000 for r in rs], "ms", "budget < 400 ms")
-        row(f"initialize, first start, empty cache ({label})", [r.first_init_s * 1000 for r in rs], "ms")
+        row(
+            f"initialize, median of 5 ({label})",
+            [r.init_s * 1000 for r in rs],
+            "ms",
+            "budget < 400 ms",
+        )
         row(f"RSS after the runs ({label})", [r.rss_mb for r in rs], "MB")
-    floor = []
-    for _ in range(5):
-        began = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import pygls.lsp.server"], check=True)
-        floor.append((time.perf_counter() - began) * 1000)
-    print(f"{'floor: python -c import pygls.lsp.server':46} {statistics.median(floor):>17.1f} ms"
-          "   (pygls + lsprotocol import: what a first start pays before it can answer)")
-    row(f"RSS with {args.pipelines} pipelines open", [memory[n] for n in names], "MB", "budget < 120 MB")
+    for statement in ("import lsprotocol.types", "import pygls.lsp.server"):
+        floor = []
+        for _ in range(5):
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", statement], check=True)
+            floor.append((time.perf_counter() - began) * 1000)
+        print(f"{'floor: python -c ' + statement:46} {statistics.median(floor):>17.1f} ms")
+    bare = await bare_pygls_start(work / "bench-2500")
+    print(
+        f"{'floor: featureless pygls server, initialize':46} {bare * 1000:>17.1f} ms"
+        "   (median of 5: what any pygls server pays before it can answer)"
+    )
+    row(
+        f"RSS with {args.pipelines} pipelines open",
+        [memory[n] for n in names],
+        "MB",
+        "budget < 120 MB",
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--yls", help="path to the yaml-language-server executable (npm .bin)")
     parser.add_argument("--rounds", type=int, default=40, help="edit pairs and requests per size")
-    parser.add_argument("--pipelines", type=int, default=100, help="pipelines open for the memory figure")
+    parser.add_argument(
+        "--pipelines", type=int, default=100, help="pipelines open for the memory figure"
+    )
     return asyncio.run(main_async(parser.parse_args()))
 
 
