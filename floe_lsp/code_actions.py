@@ -56,7 +56,12 @@ def _fill(out: CommentedMap, model: type[BaseModel], name: str, with_defaults: b
         required = info.is_required()
         if not required:
             default = info.default
-            if with_defaults and isinstance(default, (str, int)) and not isinstance(default, bool) and default != "":
+            if (
+                with_defaults
+                and isinstance(default, (str, int))
+                and not isinstance(default, bool)
+                and default != ""
+            ):
                 out[key] = default
             continue
         ann = info.annotation
@@ -151,8 +156,15 @@ def actions_for(ls: FloeLanguageServer, path: Path, diag: Diagnostic) -> list[ty
     out: list[types.CodeAction] = []
 
     def action(title: str, edit: types.WorkspaceEdit, preferred: bool = False) -> None:
-        out.append(types.CodeAction(title=title, kind=types.CodeActionKind.QuickFix,
-                                    diagnostics=[lsp_diag], edit=edit, is_preferred=preferred))
+        out.append(
+            types.CodeAction(
+                title=title,
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[lsp_diag],
+                edit=edit,
+                is_preferred=preferred,
+            )
+        )
 
     suggestion = data.get("suggestion")
     if diag.code == "FLOE003" and suggestion or diag.code == "FLOE005" and suggestion:
@@ -160,8 +172,11 @@ def actions_for(ls: FloeLanguageServer, path: Path, diag: Diagnostic) -> list[ty
     elif diag.code == "FLOE010":
         profile = str(data.get("profile", ""))
         if suggestion:
-            action(f"Use '{suggestion}' instead of '{profile}'",
-                   _edit(ls, path, _unquoted(ls, path, diag.range), str(suggestion)), True)
+            action(
+                f"Use '{suggestion}' instead of '{profile}'",
+                _edit(ls, path, _unquoted(ls, path, diag.range), str(suggestion)),
+                True,
+            )
         platform_file = data.get("platform_file")
         section = data.get("section")
         if platform_file and section in EMBEDDED and profile:
@@ -171,11 +186,17 @@ def actions_for(ls: FloeLanguageServer, path: Path, diag: Diagnostic) -> list[ty
             if new is not None and old is not None:
                 rng, text = minimal_edit(old, new)
                 shown = _shown(pf, path.parent)
-                action(f"Add {data.get('kind')} profile '{profile}' to {shown}", _edit(ls, pf, rng, text))
+                action(
+                    f"Add {data.get('kind')} profile '{profile}' to {shown}",
+                    _edit(ls, pf, rng, text),
+                )
     elif diag.code == "FLOE020":
         name = str(data.get("secret_name") or "secret")
-        action(f"Move this literal credential to a secret_ref ({name})",
-               _edit(ls, path, diag.range, f"{{secret_ref: {name}}}"), True)
+        action(
+            f"Move this literal credential to a secret_ref ({name})",
+            _edit(ls, path, diag.range, f"{{secret_ref: {name}}}"),
+            True,
+        )
     return out
 
 
@@ -185,7 +206,9 @@ def _unquoted(ls: FloeLanguageServer, path: Path, rng: Range) -> Range:
     if rng.start.line == rng.end.line and rng.start.line < len(lines):
         token = lines[rng.start.line][rng.start.character : rng.end.character]
         if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":
-            return Range.of(rng.start.line, rng.start.character + 1, rng.end.line, rng.end.character - 1)
+            return Range.of(
+                rng.start.line, rng.start.character + 1, rng.end.line, rng.end.character - 1
+            )
     return rng
 
 
@@ -202,7 +225,8 @@ def code_actions(ls: FloeLanguageServer, params: types.CodeActionParams) -> list
     if doc is None or file_kind(doc[0]) is None:
         return []
     if params.context.only and not any(
-        k == types.CodeActionKind.QuickFix or str(k).startswith("quickfix") for k in params.context.only
+        k == types.CodeActionKind.QuickFix or str(k).startswith("quickfix")
+        for k in params.context.only
     ):
         return []
     path, text = doc
@@ -219,5 +243,7 @@ def code_actions(ls: FloeLanguageServer, params: types.CodeActionParams) -> list
     return out
 
 
-def on_code_action(ls: FloeLanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+def on_code_action(
+    ls: FloeLanguageServer, params: types.CodeActionParams
+) -> list[types.CodeAction]:
     return code_actions(ls, params)

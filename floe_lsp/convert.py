@@ -89,4 +89,6 @@ class Converter:
 
 def _plain(data: dict[str, object]) -> dict[str, object]:
     # Only JSON-safe values travel to the client.
-    return {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool, list, type(None)))}
+    return {
+        k: v for k, v in data.items() if isinstance(v, (str, int, float, bool, list, type(None)))
+    }

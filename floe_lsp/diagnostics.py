@@ -196,9 +196,9 @@ def pull(
     diags = file_diagnostics(ls, path)
     conv = ls.converter(path)
     items = [conv.diagnostic(d) for d in diags]
-    digest = hashlib.sha1(
-        repr([(d.range, d.code, d.message) for d in diags]).encode()
-    ).hexdigest()[:16]
+    digest = hashlib.sha1(repr([(d.range, d.code, d.message) for d in diags]).encode()).hexdigest()[
+        :16
+    ]
     if params.previous_result_id == digest:
         return types.RelatedUnchangedDocumentDiagnosticReport(result_id=digest)
     return types.RelatedFullDocumentDiagnosticReport(items=items, result_id=digest)

@@ -23,10 +23,14 @@ def profile_markdown(ls: FloeLanguageServer, projects: list[Project], kind: str,
         for env in project.environments:
             d = defs.get(env.name)
             if d is None:
-                lines.append(f"- **{env.name}**: ✗ not defined in `{_shown(project, env.platform_file)}`")
+                lines.append(
+                    f"- **{env.name}**: ✗ not defined in `{_shown(project, env.platform_file)}`"
+                )
                 continue
             settings = ", ".join(f"{k}: `{v}`" for k, v in d.settings())
-            lines.append(f"- **{env.name}**: `{d.type or '?'}`" + (f" — {settings}" if settings else ""))
+            lines.append(
+                f"- **{env.name}**: `{d.type or '?'}`" + (f" — {settings}" if settings else "")
+            )
         if not project.environments:
             lines.append("- no platform.yaml found for this pipeline")
     return "\n".join(lines)
@@ -46,10 +50,20 @@ def hover(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.H
         return None
     path, model, conv, cur = here.path, here.model, here.conv, here.cur
     rng = conv.range(Range(Position(cur.line, cur.start), Position(cur.line, cur.end)))
-    if cur.kind == "value" and model is Pipeline and len(cur.path) == 1 and cur.path[0] in PROFILE_KINDS:
+    if (
+        cur.kind == "value"
+        and model is Pipeline
+        and len(cur.path) == 1
+        and cur.path[0] in PROFILE_KINDS
+    ):
         body = profile_markdown(ls, ls.state.ensure(path), str(cur.path[0]), cur.text)
         return _hover(ls, body, rng)
-    if cur.kind == "key" and model is not Pipeline and len(cur.path) == 1 and cur.path[0] in SECTION_KINDS:
+    if (
+        cur.kind == "key"
+        and model is not Pipeline
+        and len(cur.path) == 1
+        and cur.path[0] in SECTION_KINDS
+    ):
         return _hover(ls, _profile_uses(ls, path, str(cur.path[0]), cur.text), rng)
     target = (*cur.path, cur.text) if cur.kind == "key" else cur.path
     if cur.kind == "value":

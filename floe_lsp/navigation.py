@@ -37,7 +37,9 @@ class Target:
         self.projects = projects
 
 
-def target_at(ls: FloeLanguageServer, uri: str, position: types.Position) -> tuple[Path, Target] | None:
+def target_at(
+    ls: FloeLanguageServer, uri: str, position: types.Position
+) -> tuple[Path, Target] | None:
     """The profile reference (floe.yaml) or definition (platform.yaml) at a position."""
     doc = ls.document(uri)
     if doc is None:
@@ -82,8 +84,15 @@ def definition(ls: FloeLanguageServer, uri: str, position: types.Position) -> li
         return out
     link = _transform_link_at(ls, uri, position)
     if link is not None:
-        return [types.Location(uri=ls.uri(link), range=types.Range(
-            start=types.Position(line=0, character=0), end=types.Position(line=0, character=0)))]
+        return [
+            types.Location(
+                uri=ls.uri(link),
+                range=types.Range(
+                    start=types.Position(line=0, character=0),
+                    end=types.Position(line=0, character=0),
+                ),
+            )
+        ]
     return []
 
 
@@ -121,7 +130,9 @@ def _uses(ls: FloeLanguageServer, target: Target) -> list[tuple[Path, Range]]:
     platform_files = {e.platform_file for p in target.projects for e in p.environments}
     out = []
     for project in ls.state.all_projects():
-        if project in target.projects or platform_files & {e.platform_file for e in project.environments}:
+        if project in target.projects or platform_files & {
+            e.platform_file for e in project.environments
+        }:
             for ref in references_in(ls, project.pipeline_file):
                 if ref.kind == target.kind and ref.name == target.name:
                     out.append((project.pipeline_file, ref.range))
@@ -196,7 +207,9 @@ def rename(
             line = anchor.range.end.line + 1 if anchor is not None else 0
             pos = types.Position(line=line, character=0)
             edits.setdefault(project.pipeline_file, []).append(
-                types.TextEdit(range=types.Range(start=pos, end=pos), new_text=f"{target.kind}: {new_name}\n")
+                types.TextEdit(
+                    range=types.Range(start=pos, end=pos), new_text=f"{target.kind}: {new_name}\n"
+                )
             )
     return ls.workspace_edit(edits)
 
@@ -209,7 +222,9 @@ def document_links(ls: FloeLanguageServer, uri: str) -> list[types.DocumentLink]
     conv = ls.converter(doc[0], doc[1])
     caps = ls.client_capabilities.text_document
     link_caps = caps.document_link if caps is not None else None
-    tooltip = "Open dbt_project.yml" if link_caps is not None and link_caps.tooltip_support else None
+    tooltip = (
+        "Open dbt_project.yml" if link_caps is not None and link_caps.tooltip_support else None
+    )
     return [
         types.DocumentLink(range=conv.range(rng), target=ls.uri(target), tooltip=tooltip)
         for rng, target in _transform_links(ls, doc[0])
@@ -230,7 +245,10 @@ def inlay_hints(ls: FloeLanguageServer, uri: str, visible: types.Range) -> list[
             continue
         parts = []
         for project in projects:
-            defs = {d.environment: d for d in definitions(ls, project, PROFILE_KINDS[ref.kind], ref.name)}
+            defs = {
+                d.environment: d
+                for d in definitions(ls, project, PROFILE_KINDS[ref.kind], ref.name)
+            }
             for env in project.environments:
                 d = defs.get(env.name)
                 parts.append(f"{(d.type or '?') if d else '✗'} ({env.name})")
@@ -255,7 +273,9 @@ def on_definition(ls: FloeLanguageServer, params: types.DefinitionParams) -> lis
 
 
 def on_references(ls: FloeLanguageServer, params: types.ReferenceParams) -> list[types.Location]:
-    return references(ls, params.text_document.uri, params.position, params.context.include_declaration)
+    return references(
+        ls, params.text_document.uri, params.position, params.context.include_declaration
+    )
 
 
 def on_prepare_rename(

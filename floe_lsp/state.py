@@ -24,8 +24,22 @@ M = TypeVar("M", bound=BaseModel)
 
 #: Folders never searched for floe.yaml (build output, dependencies, VCS data).
 SKIP_DIRS = frozenset(
-    {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "target", "dbt_packages",
-     "__pycache__", ".floe", ".tox", ".mypy_cache", ".pytest_cache", "site-packages"}
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        "venv",
+        "node_modules",
+        "target",
+        "dbt_packages",
+        "__pycache__",
+        ".floe",
+        ".tox",
+        ".mypy_cache",
+        ".pytest_cache",
+        "site-packages",
+    }
 )
 #: How deep below a workspace folder floe.yaml files are looked for.
 MAX_DEPTH = 6
@@ -180,12 +194,16 @@ class WorkspaceState:
     def checked_pipeline(self, path: Path) -> Checked[Pipeline] | None:
         """floe.yaml checked on its own (for the document tree)."""
         text = self.read(path)
-        return self._remember(path, check_pipeline_text(text, str(path)) if text is not None else None)
+        return self._remember(
+            path, check_pipeline_text(text, str(path)) if text is not None else None
+        )
 
     def checked_platform(self, path: Path) -> Checked[Platform] | None:
         """platform.yaml checked on its own."""
         text = self.read(path)
-        return self._remember(path, check_platform_text(text, str(path)) if text is not None else None)
+        return self._remember(
+            path, check_platform_text(text, str(path)) if text is not None else None
+        )
 
     def _remember(self, path: Path, checked: Checked[M] | None) -> Checked[M] | None:
         if checked is not None and checked.document.ok and checked.document.root is not None:

@@ -21,8 +21,22 @@ from floe_runtime.config.pipeline import PROFILE_KINDS
 SECTION_KINDS = {section: kind for kind, section in PROFILE_KINDS.items()}
 #: Settings shown in hover and inlay hints, in this order, when a profile has them.
 KEY_SETTINGS = (
-    "bucket", "prefix", "region", "path", "uri", "warehouse", "host", "port", "dbname",
-    "schema", "account", "database", "project", "dataset", "endpoint", "container",
+    "bucket",
+    "prefix",
+    "region",
+    "path",
+    "uri",
+    "warehouse",
+    "host",
+    "port",
+    "dbname",
+    "schema",
+    "account",
+    "database",
+    "project",
+    "dataset",
+    "endpoint",
+    "container",
 )
 
 
@@ -92,7 +106,9 @@ def definitions(
     return out
 
 
-def profile_names(ls: FloeLanguageServer, project: Project, section: str) -> dict[str, list[ProfileDef]]:
+def profile_names(
+    ls: FloeLanguageServer, project: Project, section: str
+) -> dict[str, list[ProfileDef]]:
     """Profile name → its definitions per environment."""
     out: dict[str, list[ProfileDef]] = {}
     for d in definitions(ls, project, section):
@@ -114,7 +130,9 @@ def name_range(node: YNode) -> Range:
     """The range of a scalar's text without its quotes."""
     rng = node.range
     if node.style in ("'", '"') and rng.start.line == rng.end.line:
-        return Range.of(rng.start.line, rng.start.character + 1, rng.end.line, rng.end.character - 1)
+        return Range.of(
+            rng.start.line, rng.start.character + 1, rng.end.line, rng.end.character - 1
+        )
     return rng
 
 

@@ -21,7 +21,9 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest_lsp.fixture(config=SERVER, params=PROFILES)  # type: ignore[untyped-decorator]
-async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path) -> AsyncIterator[None]:
+async def client(
+    lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path
+) -> AsyncIterator[None]:
     """A server over the example's workspace, for each client profile."""
     await start(lsp_client, request.param, [project.parent])
     yield
@@ -29,7 +31,9 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest, pro
 
 
 @pytest_lsp.fixture(config=SERVER, params=["pull"])  # type: ignore[untyped-decorator]
-async def pull_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path) -> AsyncIterator[None]:
+async def pull_client(
+    lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path
+) -> AsyncIterator[None]:
     """A server for a client that pulls diagnostics and supports refresh."""
     await start(lsp_client, request.param, [project.parent])
     yield
@@ -37,7 +41,9 @@ async def pull_client(lsp_client: LanguageClient, request: pytest.FixtureRequest
 
 
 @pytest_lsp.fixture(config=SERVER, params=[*PROFILES, "utf-32"])  # type: ignore[untyped-decorator]
-async def any_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path) -> AsyncIterator[None]:
+async def any_client(
+    lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path
+) -> AsyncIterator[None]:
     """Like `client`, plus a client that negotiates UTF-32 positions."""
     await start(lsp_client, request.param, [project.parent])
     yield
@@ -45,7 +51,9 @@ async def any_client(lsp_client: LanguageClient, request: pytest.FixtureRequest,
 
 
 @pytest_lsp.fixture(config=SERVER, params=PROFILES)  # type: ignore[untyped-decorator]
-async def multi_root_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[None]:
+async def multi_root_client(
+    lsp_client: LanguageClient, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[None]:
     """A server over two workspace folders, each holding a copy of the example."""
     folders = []
     for name in ("one", "two"):
@@ -60,7 +68,9 @@ async def multi_root_client(lsp_client: LanguageClient, request: pytest.FixtureR
 
 
 @pytest_lsp.fixture(config=SERVER, params=["plain"])  # type: ignore[untyped-decorator]
-async def plain_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path) -> AsyncIterator[None]:
+async def plain_client(
+    lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path
+) -> AsyncIterator[None]:
     """A server for a client without snippet support."""
     await start(lsp_client, request.param, [project.parent])
     yield
@@ -68,7 +78,9 @@ async def plain_client(lsp_client: LanguageClient, request: pytest.FixtureReques
 
 
 @pytest_lsp.fixture(config=SERVER, params=PROFILES)  # type: ignore[untyped-decorator]
-async def bare_client(lsp_client: LanguageClient, request: pytest.FixtureRequest) -> AsyncIterator[None]:
+async def bare_client(
+    lsp_client: LanguageClient, request: pytest.FixtureRequest
+) -> AsyncIterator[None]:
     """A server started with no workspace folder (a file opened on its own)."""
     await start(lsp_client, request.param, [])
     yield

@@ -27,7 +27,9 @@ def capabilities(profile: str) -> types.ClientCapabilities:
         caps.text_document.diagnostic = types.DiagnosticClientCapabilities(
             dynamic_registration=False, related_document_support=True
         )
-        caps.workspace.diagnostics = types.DiagnosticWorkspaceClientCapabilities(refresh_support=True)
+        caps.workspace.diagnostics = types.DiagnosticWorkspaceClientCapabilities(
+            refresh_support=True
+        )
         return caps
     if profile == "utf-32":
         caps = client_capabilities("neovim")
@@ -93,7 +95,14 @@ def code_point(client: LanguageClient, text: str, p: types.Position) -> int:
 def apply_edits(client: LanguageClient, text: str, edits: Sequence[types.TextEdit]) -> str:
     """Apply LSP text edits (any order, non-overlapping) to `text`."""
     spans = sorted(
-        ((code_point(client, text, e.range.start), code_point(client, text, e.range.end), e.new_text) for e in edits),
+        (
+            (
+                code_point(client, text, e.range.start),
+                code_point(client, text, e.range.end),
+                e.new_text,
+            )
+            for e in edits
+        ),
         reverse=True,
     )
     for start, end, new in spans:
@@ -106,7 +115,9 @@ def open_doc(client: LanguageClient, path: Path, text: str | None = None, versio
     text = path.read_text() if text is None else text
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri(path), language_id="yaml", version=version, text=text)
+            text_document=types.TextDocumentItem(
+                uri=uri(path), language_id="yaml", version=version, text=text
+            )
         )
     )
     return text
@@ -142,7 +153,9 @@ def codes(client: LanguageClient, path: Path) -> list[str]:
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "floe_lsp"])
 
 
-async def start(lsp_client: LanguageClient, profile: str, folders: list[Path]) -> types.InitializeResult:
+async def start(
+    lsp_client: LanguageClient, profile: str, folders: list[Path]
+) -> types.InitializeResult:
     """Initialize a session under a capability profile with these workspace folders."""
     registrations: list[types.Registration] = []
     lsp_client.floe_registrations = registrations  # type: ignore[attr-defined]
@@ -162,5 +175,3 @@ async def start(lsp_client: LanguageClient, profile: str, folders: list[Path]) -
     lsp_client.floe_encoding = str(result.capabilities.position_encoding or "utf-16")  # type: ignore[attr-defined]
     lsp_client.floe_profile = profile  # type: ignore[attr-defined]
     return result
-
-

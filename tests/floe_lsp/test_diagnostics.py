@@ -12,7 +12,10 @@ from pytest_lsp import LanguageClient
 
 from floe_runtime.analysis import analyze, discover
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning"),
+]
 
 BROKEN_UNICODE = """\
 name: customer-analytics
@@ -34,7 +37,9 @@ async def test_initialize_negotiates_encoding_and_capabilities(client: LanguageC
     assert client.floe_encoding == expected  # type: ignore[attr-defined]
 
 
-async def test_published_diagnostics_match_the_engine(any_client: LanguageClient, project: Path) -> None:
+async def test_published_diagnostics_match_the_engine(
+    any_client: LanguageClient, project: Path
+) -> None:
     client = any_client
     floe = project / "floe.yaml"
     floe.write_text(BROKEN_UNICODE)
@@ -42,22 +47,31 @@ async def test_published_diagnostics_match_the_engine(any_client: LanguageClient
     await wait_for(lambda: "FLOE003" in codes(client, floe), what="FLOE003")
     published = client.diagnostics[uri(floe)]
     engine = analyze(discover(project)).by_file()[str(floe)]
-    assert sorted(d.code for d in engine) == codes(client, floe) == ["FLOE003", "FLOE010", "FLOE010"]
+    assert (
+        sorted(d.code for d in engine) == codes(client, floe) == ["FLOE003", "FLOE010", "FLOE010"]
+    )
     lines = text.split("\n")
     for want in engine:
         rng = types.Range(
             start=pos(client, text, want.range.start.line, want.range.start.character),
             end=pos(client, text, want.range.end.line, want.range.end.character),
         )
-        match = [d for d in published if d.code == want.code and d.range == rng and d.message == want.message]
+        match = [
+            d
+            for d in published
+            if d.code == want.code and d.range == rng and d.message == want.message
+        ]
         assert match, (want, published)
     # The unknown key sits after non-ASCII text: its column depends on the negotiated encoding.
     unknown = next(d for d in published if d.code == "FLOE003")
     line = lines[unknown.range.start.line]
     prefix = line[: line.index("trace")]
     encoding = client.floe_encoding  # type: ignore[attr-defined]
-    expected = {"utf-8": len(prefix.encode("utf-8")), "utf-32": len(prefix),
-                "utf-16": len(prefix.encode("utf-16-le")) // 2}[encoding]
+    expected = {
+        "utf-8": len(prefix.encode("utf-8")),
+        "utf-32": len(prefix),
+        "utf-16": len(prefix.encode("utf-16-le")) // 2,
+    }[encoding]
     assert encoding == {"neovim": "utf-8", "utf-32": "utf-32"}.get(client.floe_profile, "utf-16")  # type: ignore[attr-defined]
     assert unknown.range.start.character == expected
     assert unknown.severity == types.DiagnosticSeverity.Error
@@ -76,7 +90,10 @@ async def test_edit_introduces_and_fixes_an_error(client: LanguageClient, projec
             text_document=types.VersionedTextDocumentIdentifier(uri=uri(floe), version=2),
             content_changes=[
                 types.TextDocumentContentChangePartial(
-                    range=types.Range(start=types.Position(line=line, character=0), end=types.Position(line=line, character=0)),
+                    range=types.Range(
+                        start=types.Position(line=line, character=0),
+                        end=types.Position(line=line, character=0),
+                    ),
                     text="storag: default\n",
                 )
             ],
@@ -104,7 +121,9 @@ async def test_only_the_latest_version_is_published(client: LanguageClient, proj
     client.protocol.fm.features["textDocument/publishDiagnostics"] = spy
     for version in range(2, 30):
         change_doc(client, floe, text + f"bogus{version}: 1\n", version)
-    await wait_for(lambda: any(p.uri == uri(floe) and p.version == 29 for p in published), what="v29")
+    await wait_for(
+        lambda: any(p.uri == uri(floe) and p.version == 29 for p in published), what="v29"
+    )
     await asyncio.sleep(0.2)
     mine = [p for p in published if p.uri == uri(floe)]
     assert mine[-1].version == 29
@@ -119,14 +138,19 @@ async def test_platform_edit_rechecks_the_pipeline(client: LanguageClient, proje
     prod = project / "platform" / "prod" / "platform.yaml"
     open_doc(client, floe)
     text = open_doc(client, prod)
-    await wait_for(lambda: uri(floe) in client.diagnostics and uri(prod) in client.diagnostics, what="both")
+    await wait_for(
+        lambda: uri(floe) in client.diagnostics and uri(prod) in client.diagnostics, what="both"
+    )
     assert codes(client, floe) == []
     change_doc(client, prod, text.replace("compute:\n  default:", "compute:\n  warehouse:"), 2)
     await wait_for(lambda: codes(client, floe) == ["FLOE010"], what="FLOE010 from platform edit")
     message = client.diagnostics[uri(floe)][0].message
     assert "prod" in message and "warehouse" in message
-    change_doc(client, prod, text.replace("version: \"1\"", "version: \"1\"\nbogus: 1"), 3)
-    await wait_for(lambda: codes(client, prod) == ["FLOE003"] and codes(client, floe) == [], what="platform own")
+    change_doc(client, prod, text.replace('version: "1"', 'version: "1"\nbogus: 1'), 3)
+    await wait_for(
+        lambda: codes(client, prod) == ["FLOE003"] and codes(client, floe) == [],
+        what="platform own",
+    )
 
 
 async def test_platform_changed_on_disk(client: LanguageClient, project: Path) -> None:
@@ -140,7 +164,9 @@ async def test_platform_changed_on_disk(client: LanguageClient, project: Path) -
     assert registered == (["workspace/didChangeWatchedFiles"] if dynamic else [])
     dev.write_text(dev.read_text().replace("storage:\n  default:", "storage:\n  local:"))
     client.workspace_did_change_watched_files(
-        types.DidChangeWatchedFilesParams(changes=[types.FileEvent(uri=uri(dev), type=types.FileChangeType.Changed)])
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=uri(dev), type=types.FileChangeType.Changed)]
+        )
     )
     await wait_for(lambda: codes(client, floe) == ["FLOE010"], what="FLOE010 from disk change")
     # A new environment appears on disk: it is discovered and checked too.
@@ -148,9 +174,13 @@ async def test_platform_changed_on_disk(client: LanguageClient, project: Path) -
     staging.parent.mkdir()
     staging.write_text('version: "1"\n')
     client.workspace_did_change_watched_files(
-        types.DidChangeWatchedFilesParams(changes=[types.FileEvent(uri=uri(staging), type=types.FileChangeType.Created)])
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=uri(staging), type=types.FileChangeType.Created)]
+        )
     )
-    await wait_for(lambda: codes(client, floe).count("FLOE010") == 4, what="staging lacks every profile")
+    await wait_for(
+        lambda: codes(client, floe).count("FLOE010") == 4, what="staging lacks every profile"
+    )
 
 
 async def test_platform_opened_alone_is_paired(bare_client: LanguageClient, project: Path) -> None:
@@ -182,7 +212,8 @@ async def test_pull_diagnostics_and_refresh(pull_client: LanguageClient, project
     await wait_for(lambda: client.diagnostic_refresh_count > refreshes, what="refresh request")
     report2 = await client.text_document_diagnostic_async(
         types.DocumentDiagnosticParams(
-            text_document=types.TextDocumentIdentifier(uri=uri(floe)), previous_result_id=report.result_id
+            text_document=types.TextDocumentIdentifier(uri=uri(floe)),
+            previous_result_id=report.result_id,
         )
     )
     assert isinstance(report2, types.RelatedFullDocumentDiagnosticReport)
@@ -191,7 +222,8 @@ async def test_pull_diagnostics_and_refresh(pull_client: LanguageClient, project
     # Nothing changed since: the client is told so.
     report3 = await client.text_document_diagnostic_async(
         types.DocumentDiagnosticParams(
-            text_document=types.TextDocumentIdentifier(uri=uri(floe)), previous_result_id=report2.result_id
+            text_document=types.TextDocumentIdentifier(uri=uri(floe)),
+            previous_result_id=report2.result_id,
         )
     )
     assert isinstance(report3, types.RelatedUnchangedDocumentDiagnosticReport)
@@ -199,18 +231,24 @@ async def test_pull_diagnostics_and_refresh(pull_client: LanguageClient, project
     assert uri(floe) not in client.diagnostics
 
 
-
-
 async def test_multi_root_workspace(multi_root_client: LanguageClient, tmp_path: Path) -> None:
     client = multi_root_client
     one = tmp_path / "one" / "customer-analytics" / "floe.yaml"
     two = tmp_path / "two" / "customer-analytics" / "floe.yaml"
     # Published at start-up for every pipeline found, without opening anything.
-    await wait_for(lambda: uri(one) in client.diagnostics and uri(two) in client.diagnostics, what="both roots")
+    await wait_for(
+        lambda: uri(one) in client.diagnostics and uri(two) in client.diagnostics, what="both roots"
+    )
     assert codes(client, one) == []
-    await wait_for(lambda: codes(client, two) == ["FLOE010", "FLOE010"], what="FLOE010 in the second root")
+    await wait_for(
+        lambda: codes(client, two) == ["FLOE010", "FLOE010"], what="FLOE010 in the second root"
+    )
     # A folder removed from the workspace: its diagnostics are withdrawn.
-    client.workspace_did_change_workspace_folders(types.DidChangeWorkspaceFoldersParams(
-        event=types.WorkspaceFoldersChangeEvent(
-            added=[], removed=[types.WorkspaceFolder(uri=uri(two.parent.parent), name="two")])))
+    client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(
+                added=[], removed=[types.WorkspaceFolder(uri=uri(two.parent.parent), name="two")]
+            )
+        )
+    )
     await wait_for(lambda: codes(client, two) == [], what="withdrawn")

@@ -9,12 +9,19 @@ from lsp_helpers import change_doc, find, open_doc, pos, uri
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning"),
+]
 
 
-async def complete(client: LanguageClient, path: Path, position: types.Position) -> list[types.CompletionItem]:
+async def complete(
+    client: LanguageClient, path: Path, position: types.Position
+) -> list[types.CompletionItem]:
     result = await client.text_document_completion_async(
-        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri(path)), position=position)
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri(path)), position=position
+        )
     )
     assert result is not None
     return list(result.items) if isinstance(result, types.CompletionList) else list(result)
@@ -26,7 +33,11 @@ def labels(items: list[types.CompletionItem]) -> list[str]:
 
 async def test_profile_names_from_the_platform_tier(client: LanguageClient, project: Path) -> None:
     prod = project / "platform" / "prod" / "platform.yaml"
-    prod.write_text(prod.read_text().replace("compute:\n  default:", "compute:\n  default:\n    type: duckdb\n  warehouse:", 1))
+    prod.write_text(
+        prod.read_text().replace(
+            "compute:\n  default:", "compute:\n  default:\n    type: duckdb\n  warehouse:", 1
+        )
+    )
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
     items = await complete(client, floe, find(client, text, "compute: default", len("compute: ")))
@@ -35,17 +46,27 @@ async def test_profile_names_from_the_platform_tier(client: LanguageClient, proj
     assert default.detail == "duckdb (dev) · duckdb (prod)"
     warehouse = next(i for i in items if i.label == "warehouse")
     assert warehouse.detail == "postgres (prod)"
-    assert warehouse.documentation is not None and "not defined in: dev" in str(warehouse.documentation)
+    assert warehouse.documentation is not None and "not defined in: dev" in str(
+        warehouse.documentation
+    )
     # The edit replaces the whole name under the cursor.
     assert warehouse.text_edit is not None and isinstance(warehouse.text_edit, types.TextEdit)
-    assert warehouse.text_edit.range.start == find(client, text, "compute: default", len("compute: "))
-    assert warehouse.text_edit.range.end == find(client, text, "compute: default", len("compute: default"))
+    assert warehouse.text_edit.range.start == find(
+        client, text, "compute: default", len("compute: ")
+    )
+    assert warehouse.text_edit.range.end == find(
+        client, text, "compute: default", len("compute: default")
+    )
 
 
-async def test_top_level_keys_in_a_half_typed_document(client: LanguageClient, project: Path) -> None:
+async def test_top_level_keys_in_a_half_typed_document(
+    client: LanguageClient, project: Path
+) -> None:
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
-    half = text.replace("schedule:\n", "sch\n#schedule:\n").replace('version: "1.0.0"', 'version: "1.0.0')
+    half = text.replace("schedule:\n", "sch\n#schedule:\n").replace(
+        'version: "1.0.0"', 'version: "1.0.0'
+    )
     change_doc(client, floe, half, 2)
     line = half.split("\n").index("sch")
     items = await complete(client, floe, pos(client, half, line, 3))
@@ -57,7 +78,9 @@ async def test_top_level_keys_in_a_half_typed_document(client: LanguageClient, p
     assert schedule.insert_text_format == types.InsertTextFormat.Snippet
     assert isinstance(schedule.text_edit, types.TextEdit)
     assert schedule.text_edit.new_text.startswith("schedule:\n")
-    assert schedule.documentation is not None and "When the pipeline runs" in str(schedule.documentation)
+    assert schedule.documentation is not None and "When the pipeline runs" in str(
+        schedule.documentation
+    )
 
 
 async def test_keys_inside_a_transform_item(client: LanguageClient, project: Path) -> None:
@@ -77,7 +100,9 @@ async def test_tag_values_and_member_keys(client: LanguageClient, project: Path)
     change_doc(client, prod, half, 2)
     line = half.split("\n").index("    type: ")
     items = await complete(client, prod, pos(client, half, line, 10))
-    assert labels(items) == sorted(["duckdb", "postgres", "snowflake", "trino", "spark", "bigquery", "databricks"])
+    assert labels(items) == sorted(
+        ["duckdb", "postgres", "snowflake", "trino", "spark", "bigquery", "databricks"]
+    )
     # With the tag chosen, the keys of that member.
     half2 = half.replace("  fast:\n    type: \n", "  fast:\n    type: snowflake\n    \n")
     change_doc(client, prod, half2, 3)
@@ -88,10 +113,17 @@ async def test_tag_values_and_member_keys(client: LanguageClient, project: Path)
     storage_tags = text.replace("    type: s3\n", "    type: \n", 1)
     change_doc(client, prod, storage_tags, 4)
     line = storage_tags.split("\n").index("    type: ")
-    assert labels(await complete(client, prod, pos(client, storage_tags, line, 10))) == ["adls", "gcs", "local", "s3"]
+    assert labels(await complete(client, prod, pos(client, storage_tags, line, 10))) == [
+        "adls",
+        "gcs",
+        "local",
+        "s3",
+    ]
 
 
-async def test_a_new_profile_offers_its_tag_with_every_kind(client: LanguageClient, project: Path) -> None:
+async def test_a_new_profile_offers_its_tag_with_every_kind(
+    client: LanguageClient, project: Path
+) -> None:
     prod = project / "platform" / "prod" / "platform.yaml"
     text = open_doc(client, prod)
     half = text.replace("catalogs:\n", "catalogs:\n  fresh:\n    \n")
@@ -107,17 +139,21 @@ async def test_a_new_profile_offers_its_tag_with_every_kind(client: LanguageClie
 async def test_enum_values_and_secret_refs(client: LanguageClient, project: Path) -> None:
     prod = project / "platform" / "prod" / "platform.yaml"
     text = open_doc(client, prod)
-    half = text.replace("    threads: 8\n", "    threads: 8\n    sslmode: \n    password: \n", 1).replace(
-        "    password: {secret_ref: pg-password}\n", ""
-    )
+    half = text.replace(
+        "    threads: 8\n", "    threads: 8\n    sslmode: \n    password: \n", 1
+    ).replace("    password: {secret_ref: pg-password}\n", "")
     change_doc(client, prod, half, 2)
     line = half.split("\n").index("    sslmode: ")
     assert "verify-full" in labels(await complete(client, prod, pos(client, half, line, 13)))
     # A string that YAML would read as a number is inserted quoted.
     quoted = half.replace('version: "1"', "version: ")
     change_doc(client, prod, quoted, 5)
-    items = await complete(client, prod, pos(client, quoted, quoted.split("\n").index("version: "), 9))
-    assert [(i.label, i.text_edit.new_text) for i in items if isinstance(i.text_edit, types.TextEdit)] == [("1", '"1"')]
+    items = await complete(
+        client, prod, pos(client, quoted, quoted.split("\n").index("version: "), 9)
+    )
+    assert [
+        (i.label, i.text_edit.new_text) for i in items if isinstance(i.text_edit, types.TextEdit)
+    ] == [("1", '"1"')]
     change_doc(client, prod, half, 6)
     line = half.split("\n").index("    password: ")
     items = await complete(client, prod, pos(client, half, line, 14))
@@ -144,7 +180,9 @@ async def test_transform_paths(client: LanguageClient, project: Path) -> None:
     assert labels(items) == ["./dbt", "./more/second"]
 
 
-async def test_plain_text_keys_without_snippet_support(plain_client: LanguageClient, project: Path) -> None:
+async def test_plain_text_keys_without_snippet_support(
+    plain_client: LanguageClient, project: Path
+) -> None:
     client = plain_client
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
@@ -154,13 +192,20 @@ async def test_plain_text_keys_without_snippet_support(plain_client: LanguageCli
     items = await complete(client, floe, pos(client, half, line, 3))
     assert items and all(i.insert_text_format != types.InsertTextFormat.Snippet for i in items)
     schedule = next(i for i in items if i.label == "schedule")
-    assert isinstance(schedule.text_edit, types.TextEdit) and schedule.text_edit.new_text == "schedule: "
-    assert all("$" not in i.text_edit.new_text for i in items if isinstance(i.text_edit, types.TextEdit))
+    assert (
+        isinstance(schedule.text_edit, types.TextEdit)
+        and schedule.text_edit.new_text == "schedule: "
+    )
+    assert all(
+        "$" not in i.text_edit.new_text for i in items if isinstance(i.text_edit, types.TextEdit)
+    )
 
 
 async def hover(client: LanguageClient, path: Path, position: types.Position) -> str:
     result = await client.text_document_hover_async(
-        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri(path)), position=position)
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri(path)), position=position
+        )
     )
     assert result is not None and isinstance(result.contents, types.MarkupContent)
     return result.contents.value
@@ -175,11 +220,15 @@ async def test_hover_field_docs(client: LanguageClient, project: Path) -> None:
     ptext = open_doc(client, prod)
     # The same key means different things per member of a tagged union.
     assert "Bucket name" in await hover(client, prod, find(client, ptext, "bucket", 1))
-    assert "OAuth2 client secret" in await hover(client, prod, find(client, ptext, "client_secret", 1))
+    assert "OAuth2 client secret" in await hover(
+        client, prod, find(client, ptext, "client_secret", 1)
+    )
     assert "Apache Polaris" in await hover(client, prod, find(client, ptext, "type: polaris", 8))
 
 
-async def test_hover_on_a_reference_resolves_each_environment(client: LanguageClient, project: Path) -> None:
+async def test_hover_on_a_reference_resolves_each_environment(
+    client: LanguageClient, project: Path
+) -> None:
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
     body = await hover(client, floe, find(client, text, "compute: default", 10))
@@ -188,12 +237,20 @@ async def test_hover_on_a_reference_resolves_each_environment(client: LanguageCl
     # Secrets are shown as references only.
     assert "secret_ref pg-password" in body
     catalog = await hover(client, floe, find(client, text, "catalog: default", 10))
-    assert "secret_ref polaris-oauth-secret" in catalog and "`polaris`" in catalog and "`sql`" in catalog
+    assert (
+        "secret_ref polaris-oauth-secret" in catalog
+        and "`polaris`" in catalog
+        and "`sql`" in catalog
+    )
 
 
-async def test_hover_on_a_platform_profile_names_its_users(client: LanguageClient, project: Path) -> None:
+async def test_hover_on_a_platform_profile_names_its_users(
+    client: LanguageClient, project: Path
+) -> None:
     prod = project / "platform" / "prod" / "platform.yaml"
     text = open_doc(client, prod)
-    body = await hover(client, prod, find(client, text, "compute:\n  default:", len("compute:\n  ") + 1))
+    body = await hover(
+        client, prod, find(client, text, "compute:\n  default:", len("compute:\n  ") + 1)
+    )
     assert "**compute** profile `default`" in body
     assert "Used by: `customer-analytics/floe.yaml`" in body

@@ -11,18 +11,25 @@ from pytest_lsp import LanguageClient
 
 from floe_runtime.analysis import analyze, discover
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning"),
+]
 
 
 def doc_id(path: Path) -> types.TextDocumentIdentifier:
     return types.TextDocumentIdentifier(uri=uri(path))
 
 
-async def test_definition_of_a_reference_and_a_transform_path(client: LanguageClient, project: Path) -> None:
+async def test_definition_of_a_reference_and_a_transform_path(
+    client: LanguageClient, project: Path
+) -> None:
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
     result = await client.text_document_definition_async(
-        types.DefinitionParams(text_document=doc_id(floe), position=find(client, text, "catalog: default", 11))
+        types.DefinitionParams(
+            text_document=doc_id(floe), position=find(client, text, "catalog: default", 11)
+        )
     )
     assert isinstance(result, list)
     got = sorted((loc.uri, loc.range.start.line) for loc in result)
@@ -34,9 +41,13 @@ async def test_definition_of_a_reference_and_a_transform_path(client: LanguageCl
         want.append((uri(platform), lines.index("catalogs:") + 1))
     assert got == sorted(want)
     result = await client.text_document_definition_async(
-        types.DefinitionParams(text_document=doc_id(floe), position=find(client, text, "path: ./dbt", 8))
+        types.DefinitionParams(
+            text_document=doc_id(floe), position=find(client, text, "path: ./dbt", 8)
+        )
     )
-    assert isinstance(result, list) and [loc.uri for loc in result] == [uri(project / "dbt" / "dbt_project.yml")]
+    assert isinstance(result, list) and [loc.uri for loc in result] == [
+        uri(project / "dbt" / "dbt_project.yml")
+    ]
     # Nothing to go to from a plain key.
     result = await client.text_document_definition_async(
         types.DefinitionParams(text_document=doc_id(floe), position=find(client, text, "name:", 1))
@@ -50,7 +61,8 @@ async def test_references_from_a_platform_profile(client: LanguageClient, projec
     position = find(client, text, "compute:\n  default:", len("compute:\n  ") + 2)
     refs = await client.text_document_references_async(
         types.ReferenceParams(
-            text_document=doc_id(prod), position=position,
+            text_document=doc_id(prod),
+            position=position,
             context=types.ReferenceContext(include_declaration=False),
         )
     )
@@ -59,7 +71,8 @@ async def test_references_from_a_platform_profile(client: LanguageClient, projec
     assert refs[0].range.start == find(client, floe_text, "compute: default", len("compute: "))
     with_decl = await client.text_document_references_async(
         types.ReferenceParams(
-            text_document=doc_id(prod), position=position,
+            text_document=doc_id(prod),
+            position=position,
             context=types.ReferenceContext(include_declaration=True),
         )
     )
@@ -70,20 +83,30 @@ async def test_prepare_rename_refuses_non_profiles(client: LanguageClient, proje
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
     refused = await client.text_document_prepare_rename_async(
-        types.PrepareRenameParams(text_document=doc_id(floe), position=find(client, text, "name:", 1))
+        types.PrepareRenameParams(
+            text_document=doc_id(floe), position=find(client, text, "name:", 1)
+        )
     )
     assert refused is None
     ok = await client.text_document_prepare_rename_async(
-        types.PrepareRenameParams(text_document=doc_id(floe), position=find(client, text, "compute: default", 11))
+        types.PrepareRenameParams(
+            text_document=doc_id(floe), position=find(client, text, "compute: default", 11)
+        )
     )
     assert isinstance(ok, types.PrepareRenamePlaceholder) and ok.placeholder == "default"
 
 
-async def test_rename_a_profile_everywhere_keeping_comments(client: LanguageClient, project: Path) -> None:
+async def test_rename_a_profile_everywhere_keeping_comments(
+    client: LanguageClient, project: Path
+) -> None:
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
     edit = await client.text_document_rename_async(
-        types.RenameParams(text_document=doc_id(floe), position=find(client, text, "compute: default", 11), new_name="warehouse")
+        types.RenameParams(
+            text_document=doc_id(floe),
+            position=find(client, text, "compute: default", 11),
+            new_name="warehouse",
+        )
     )
     assert edit is not None
     changed = {}
@@ -93,7 +116,11 @@ async def test_rename_a_profile_everywhere_keeping_comments(client: LanguageClie
         after = apply_edits(client, before, edits)
         path.write_text(after)
         changed[path.relative_to(project.resolve()).as_posix()] = (before, after)
-    assert set(changed) == {"floe.yaml", "platform/dev/platform.yaml", "platform/prod/platform.yaml"}
+    assert set(changed) == {
+        "floe.yaml",
+        "platform/dev/platform.yaml",
+        "platform/prod/platform.yaml",
+    }
     for before, after in changed.values():
         # Only the name token changed: every comment line survives, the line count is the same.
         assert [line for line in before.split("\n") if line.lstrip().startswith("#")] == [
@@ -105,14 +132,20 @@ async def test_rename_a_profile_everywhere_keeping_comments(client: LanguageClie
     assert analyze(discover(project)).diagnostics == []
     with pytest.raises(Exception, match="not a valid profile name"):
         await client.text_document_rename_async(
-            types.RenameParams(text_document=doc_id(floe), position=find(client, text, "compute: default", 11), new_name="9 bad")
+            types.RenameParams(
+                text_document=doc_id(floe),
+                position=find(client, text, "compute: default", 11),
+                new_name="9 bad",
+            )
         )
 
 
 async def test_document_symbols(client: LanguageClient, project: Path) -> None:
     prod = project / "platform" / "prod" / "platform.yaml"
     open_doc(client, prod)
-    symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(text_document=doc_id(prod)))
+    symbols = await client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=doc_id(prod))
+    )
     assert symbols is not None
     top = [s.name for s in symbols]
     assert top == ["version", "storage", "catalogs", "compute", "observability"]
@@ -122,16 +155,26 @@ async def test_document_symbols(client: LanguageClient, project: Path) -> None:
     assert compute.children[0].kind == types.SymbolKind.Module
 
 
-async def test_document_symbols_survive_a_syntax_error(client: LanguageClient, project: Path) -> None:
+async def test_document_symbols_survive_a_syntax_error(
+    client: LanguageClient, project: Path
+) -> None:
     prod = project / "platform" / "prod" / "platform.yaml"
     text = prod.read_text()
     # Half-typed: an unclosed flow sequence in the storage section; the file does not parse.
     broken = text.replace("storage:\n", "storage:\n  half: [typed\n", 1)
     assert broken != text
     open_doc(client, prod, broken)
-    symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(text_document=doc_id(prod)))
+    symbols = await client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=doc_id(prod))
+    )
     assert symbols is not None
-    assert [s.name for s in symbols] == ["version", "storage", "catalogs", "compute", "observability"]
+    assert [s.name for s in symbols] == [
+        "version",
+        "storage",
+        "catalogs",
+        "compute",
+        "observability",
+    ]
     compute = next(s for s in symbols if s.name == "compute")
     assert isinstance(compute, types.DocumentSymbol) and compute.children
     assert compute.children[0].name == "default" and compute.children[0].detail == "postgres"
@@ -146,7 +189,10 @@ async def test_inlay_hints_and_links(client: LanguageClient, project: Path) -> N
     text = open_doc(client, floe)
     end = types.Position(line=len(text.split("\n")), character=0)
     hints = await client.text_document_inlay_hint_async(
-        types.InlayHintParams(text_document=doc_id(floe), range=types.Range(start=types.Position(line=0, character=0), end=end))
+        types.InlayHintParams(
+            text_document=doc_id(floe),
+            range=types.Range(start=types.Position(line=0, character=0), end=end),
+        )
     )
     assert hints is not None
     labels = sorted(str(h.label) for h in hints)
@@ -157,7 +203,9 @@ async def test_inlay_hints_and_links(client: LanguageClient, project: Path) -> N
     ]
     catalog_hint = next(h for h in hints if "polaris" in str(h.label))
     assert catalog_hint.position == find(client, text, "catalog: default", len("catalog: default"))
-    links = await client.text_document_document_link_async(types.DocumentLinkParams(text_document=doc_id(floe)))
+    links = await client.text_document_document_link_async(
+        types.DocumentLinkParams(text_document=doc_id(floe))
+    )
     assert links is not None and len(links) == 1
     assert links[0].target == uri(project / "dbt" / "dbt_project.yml")
     assert links[0].range.start == find(client, text, "./dbt")
@@ -165,25 +213,34 @@ async def test_inlay_hints_and_links(client: LanguageClient, project: Path) -> N
 
 async def actions(client: LanguageClient, path: Path, rng: types.Range) -> list[types.CodeAction]:
     result = await client.text_document_code_action_async(
-        types.CodeActionParams(text_document=doc_id(path), range=rng, context=types.CodeActionContext(diagnostics=[]))
+        types.CodeActionParams(
+            text_document=doc_id(path), range=rng, context=types.CodeActionContext(diagnostics=[])
+        )
     )
     return [a for a in result or [] if isinstance(a, types.CodeAction)]
 
 
-def edits_by_path(client: LanguageClient, edit: types.WorkspaceEdit) -> dict[Path, list[types.TextEdit]]:
+def edits_by_path(
+    client: LanguageClient, edit: types.WorkspaceEdit
+) -> dict[Path, list[types.TextEdit]]:
     """The edits of a WorkspaceEdit per file, in the form the client's profile asked for."""
     from pygls.uris import to_fs_path
 
     caps = client.capabilities
-    wants_changes = caps is not None and caps.workspace is not None and caps.workspace.workspace_edit is not None \
+    wants_changes = (
+        caps is not None
+        and caps.workspace is not None
+        and caps.workspace.workspace_edit is not None
         and bool(caps.workspace.workspace_edit.document_changes)
+    )
     out: dict[Path, list[types.TextEdit]] = {}
     if wants_changes:
         assert edit.document_changes is not None and edit.changes is None
         for change in edit.document_changes:
             assert isinstance(change, types.TextDocumentEdit)
             out[Path(str(to_fs_path(change.text_document.uri)))] = [
-                e for e in change.edits if isinstance(e, types.TextEdit)]
+                e for e in change.edits if isinstance(e, types.TextEdit)
+            ]
     else:
         assert edit.changes is not None and edit.document_changes is None
         for target, edits in edit.changes.items():
@@ -244,7 +301,9 @@ async def test_quick_fixes_for_a_missing_profile(client: LanguageClient, project
 
 async def test_quick_fix_literal_credential(client: LanguageClient, project: Path) -> None:
     prod = project / "platform" / "prod" / "platform.yaml"
-    prod.write_text(prod.read_text().replace("password: {secret_ref: pg-password}", "password: hunter2"))
+    prod.write_text(
+        prod.read_text().replace("password: {secret_ref: pg-password}", "password: hunter2")
+    )
     open_doc(client, prod)
     await wait_for(lambda: codes(client, prod) == ["FLOE020"], what="FLOE020")
     diag = client.diagnostics[uri(prod)][0]
@@ -257,14 +316,20 @@ async def test_quick_fix_literal_credential(client: LanguageClient, project: Pat
     assert "hunter2" not in prod.read_text()
 
 
-async def test_rename_the_implicit_default_names_it_in_floe_yaml(client: LanguageClient, project: Path) -> None:
+async def test_rename_the_implicit_default_names_it_in_floe_yaml(
+    client: LanguageClient, project: Path
+) -> None:
     floe = project / "floe.yaml"
     floe.write_text(floe.read_text().replace("storage: default\n", ""))
     dev = project / "platform" / "dev" / "platform.yaml"
     text = open_doc(client, dev)
-    edit = await client.text_document_rename_async(types.RenameParams(
-        text_document=doc_id(dev), position=find(client, text, "storage:\n  default:", len("storage:\n  ") + 1),
-        new_name="main"))
+    edit = await client.text_document_rename_async(
+        types.RenameParams(
+            text_document=doc_id(dev),
+            position=find(client, text, "storage:\n  default:", len("storage:\n  ") + 1),
+            new_name="main",
+        )
+    )
     assert edit is not None
     apply_workspace_edit(client, edit)
     assert "storage: main\n" in floe.read_text()

@@ -49,9 +49,15 @@ def test_real_neovim_gets_diagnostics_and_profile_completion(project: Path, tmp_
     init = Path(__file__).parent / "nvim_e2e.lua"
     proc = subprocess.run(
         [nvim, "--headless", "--clean", "-u", str(init)],
-        env=env, cwd=project, capture_output=True, text=True, timeout=90,
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
-    assert out.is_file(), f"no result from Neovim: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert out.is_file(), (
+        f"no result from Neovim: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
     result = json.loads(out.read_text())
     assert "error" not in result, result
     assert result["attached"] is True

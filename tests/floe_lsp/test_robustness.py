@@ -12,7 +12,25 @@ from pygls.workspace import Workspace
 from floe_lsp import code_actions, completion, hover, navigation, symbols
 from floe_lsp.server import create_server
 
-JUNK = ["", ":", "- ", "{", "}", "'", '"', "\n  ", "é😀", "  x:", "\t", "[", "#", "&a", "*a", "---\n", "\r\n"]
+JUNK = [
+    "",
+    ":",
+    "- ",
+    "{",
+    "}",
+    "'",
+    '"',
+    "\n  ",
+    "é😀",
+    "  x:",
+    "\t",
+    "[",
+    "#",
+    "&a",
+    "*a",
+    "---\n",
+    "\r\n",
+]
 
 
 @pytest.mark.parametrize("name", ["floe.yaml", "platform/prod/platform.yaml"])
@@ -35,7 +53,10 @@ def test_features_survive_damaged_text(project: Path, name: str) -> None:
             line = rng.randrange(len(lines) + 1)
             char = rng.randrange(len(lines[line]) + 2) if line < len(lines) else 0
             p = types.Position(line=line, character=char)
-            whole = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=len(lines), character=0))
+            whole = types.Range(
+                start=types.Position(line=0, character=0),
+                end=types.Position(line=len(lines), character=0),
+            )
             completion.complete(server, uri, p)
             hover.hover(server, uri, p)
             navigation.definition(server, uri, p)
@@ -45,8 +66,13 @@ def test_features_survive_damaged_text(project: Path, name: str) -> None:
             navigation.inlay_hints(server, uri, whole)
             navigation.document_links(server, uri)
             symbols.document_symbols(server, uri)
-            code_actions.code_actions(server, types.CodeActionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=p, end=p),
-                context=types.CodeActionContext(diagnostics=[])))
+            code_actions.code_actions(
+                server,
+                types.CodeActionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    range=types.Range(start=p, end=p),
+                    context=types.CodeActionContext(diagnostics=[]),
+                ),
+            )
             answered += 10
     assert answered == 120 * 4 * 10
