@@ -518,7 +518,13 @@ def render_html(events: list[dict[str, Any]], title: str = "lineage") -> str:
     pipeline = graph["pipeline"]
     state = pipeline.get("state") or "?"
     jobs = [n for n in graph["nodes"] if n["kind"] == "job"]
-    tests = [t for n in graph["nodes"] for t in n.get("tests") or []]
+    # A test of two relations (a singular test over two models) shows on both, counted once.
+    unique = {
+        (t.get("name") or t.get("assertion"), t.get("column")): t
+        for n in graph["nodes"]
+        for t in n.get("tests") or []
+    }
+    tests = list(unique.values())
     failures = sum(1 for t in tests if not t["success"])
     summary = f"{len(jobs)} jobs · {len(tests) - failures} tests passed" + (
         f", {failures} failed" if failures else ""

@@ -7,6 +7,7 @@ runs last on the same project because it changes it.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -141,7 +142,7 @@ def test_lineage_events_per_model(built: tuple[Path, CliResult]) -> None:
 
 
 def test_lineage_page_renders_models_in_chromium(built: tuple[Path, CliResult]) -> None:
-    project, _ = built
+    project, run = built
     out = project / "lineage.html"
     result = floe("lineage", str(project), "--env", "dev", "--no-open", "--output", str(out))
     assert result.code == 0, result.output
@@ -198,6 +199,9 @@ def test_lineage_page_renders_models_in_chromium(built: tuple[Path, CliResult]) 
         assert f'data-name="{name}"' in dom
     assert 'id="run-state"' in dom and "COMPLETE" in dom
     assert dom.count('class="node job"') == len(ASSETS)
+    # The page counts tests as the run did (a test of two models once, not twice).
+    passed = re.search(r"tests: (\d+) passed", run.stdout)
+    assert passed and f"{passed.group(1)} tests passed" in dom
 
 
 def test_failing_model_keeps_previous_snapshot_then_rerun_completes(
