@@ -447,7 +447,7 @@ class RunSession:
             props = _props(manifest, result.unique_id)
             if result.status != "success" or not translator.is_published(props):
                 continue
-            failing = self._failing_tests(result.unique_id, manifest)
+            failing = self._failing_tests(result.unique_id, manifest, translator)
             if failing:
                 result.withheld = (
                     f"not published: {', '.join(failing)} failed; readers stay on the previous "
@@ -603,16 +603,15 @@ class RunSession:
                 )
             )
 
-    def _failing_tests(self, unique_id: str, manifest: Mapping[str, Any]) -> list[str]:
+    def _failing_tests(
+        self, unique_id: str, manifest: Mapping[str, Any], translator: FloeDbtTranslator
+    ) -> list[str]:
         """Names of the failed tests attached to a node (generic, singular and unit tests)."""
         failing = []
         for result in self.results.values():
             if result.resource_type not in TEST_TYPES or not result.failed:
                 continue
-            props = _props(manifest, result.unique_id)
-            attached = props.get("attached_node")
-            tested = [attached] if attached else props.get("depends_on", {}).get("nodes", [])
-            if unique_id in tested:
+            if unique_id in translator.tested_nodes(_props(manifest, result.unique_id)):
                 failing.append(f"{result.resource_type.replace('_', ' ')} {result.name}")
         return sorted(failing)
 

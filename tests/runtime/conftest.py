@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -263,13 +264,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
         _wait_token(client_id, client_secret)
         yield Seaweed("http://127.0.0.1:8181", "http://127.0.0.1:8333", client_id, client_secret)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_server(proc, log)
 
 
 def _wait_token(client_id: str, client_secret: str) -> None:
@@ -288,6 +283,18 @@ def _wait_token(client_id: str, client_secret: str) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def stop_server(proc: subprocess.Popen[bytes], log: Any = None) -> None:
+    """Stop a test server (SIGTERM, then SIGKILL after 15 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if log is not None:
+        log.close()
 
 
 def grep_tree(root: Path, needle: str) -> list[str]:
@@ -322,13 +329,7 @@ def moto_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_port(port, 60)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_server(proc, log)
 
 
 # ---------------------------------------------------------------- Azurite (ADLS) and a GCS emulator
@@ -339,15 +340,6 @@ class Azurite:
     endpoint: str  # the blob endpoint, http://127.0.0.1:PORT
     account: str
     key: str  # the account key: a sentinel secret
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -388,7 +380,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         wait_port(port, 60)
         yield Azurite(f"http://127.0.0.1:{port}", account, key)
     finally:
-        _stop(proc)
+        stop_server(proc)
         log.close()
 
 
@@ -495,6 +487,6 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulat
             grants,
         )
     finally:
-        _stop(proc)
+        stop_server(proc)
         log.close()
         tokens.shutdown()
