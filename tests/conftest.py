@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "customer-analytics"
+
+
+def vscode_test_deps() -> Path:
+    """The cached code-server + playwright-core install (scripts/install-vscode-test-deps.sh)."""
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "install-vscode-test-deps.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture()

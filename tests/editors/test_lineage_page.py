@@ -22,7 +22,8 @@ from floe_runtime.runtime.lineage import LineageEmitter, RunState
 from floe_runtime.runtime.lineage_html import load_events, render_html
 from floe_runtime.runtime.secrets import Secrets
 from floe_runtime.runtime.translator import FloeDbtTranslator
-from tests.runtime.conftest import REPO, copy_example
+from tests.conftest import vscode_test_deps
+from tests.runtime.conftest import copy_example
 
 DRIVER = Path(__file__).with_name("lineage_viewport.js")
 #: model -> (resource type, materialization, parents)
@@ -104,15 +105,7 @@ def _emit(project: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def playwright_core() -> Path:
-    done = subprocess.run(
-        ["bash", str(REPO / "scripts" / "install-vscode-test-deps.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return Path(done.stdout.strip().splitlines()[-1]) / "node_modules" / "playwright-core"
+    return vscode_test_deps() / "node_modules" / "playwright-core"
 
 
 def test_every_model_is_in_the_window_with_its_figures(

@@ -359,13 +359,7 @@ def test_select_with_two_transforms_builds_and_publishes_each_node_once(tmp_path
     _two_transforms(project, marts_exclude="customer_orders")
     first = floe("run", str(project), "--env", "dev")
     assert first.code == 0, first.output
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    catalog = SqlCatalog(
-        "default",
-        uri=f"sqlite:///{project / '.floe' / 'catalog.db'}",
-        warehouse=(project / ".floe" / "warehouse").as_uri(),
-    )
+    catalog = _catalog(project)
     # The transform's exclude holds without --select ...
     assert not catalog.table_exists(("analytics", "customer_orders"))
     for path in (project / "target" / "floe" / "dbt").glob("*/run_results.json"):

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import vscode_test_deps
 from tests.runtime.conftest import REPO, copy_example
 
 pytestmark = [pytest.mark.vscode, pytest.mark.slow]
@@ -45,15 +46,7 @@ def code_server() -> Path:
     """The cached code-server install (installed on first use, outside the repository)."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("node and npm are needed for the VS Code test (apt-get install nodejs npm)")
-    done = subprocess.run(
-        ["bash", str(REPO / "scripts" / "install-vscode-test-deps.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return Path(done.stdout.strip().splitlines()[-1])
+    return vscode_test_deps()
 
 
 @pytest.fixture(scope="session")
