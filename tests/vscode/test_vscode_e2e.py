@@ -92,6 +92,9 @@ class CodeServer:
                     "update.mode": "none",
                     "workbench.tips.enabled": False,
                     "extensions.ignoreRecommendations": True,
+                    # Lines are read as text from the DOM: a hint still showing the value just
+                    # deleted (VS Code keeps it until the next reply) would read as line text.
+                    "editor.inlayHints.enabled": "off",
                 }
             )
         )
