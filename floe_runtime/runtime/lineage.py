@@ -440,7 +440,7 @@ class LineageEmitter:
                 "no more lineage for this run"
             )
 
-    def _run_facets(self, parent: bool) -> dict[str, Any]:
+    def _run_facets(self, parent: bool, materialization: str | None = None) -> dict[str, Any]:
         facets: dict[str, Any] = {}
         if parent:
             # The pipeline run is both the parent and the root of every model's run.
@@ -457,6 +457,7 @@ class LineageEmitter:
             pipeline=self.artifacts.pipeline.name,
             environment=self.artifacts.environment,
             attributes=dict(self.attributes),
+            materialization=materialization,
             producer=PRODUCER,
         )
         return facets
@@ -513,14 +514,16 @@ class LineageEmitter:
         job_type: str = "MODEL",
         sql: str | None = None,
         source_path: str | Path | None = None,
+        materialization: str | None = None,
     ) -> None:
         """START/COMPLETE/FAIL of one node's run, its parent (and root) being the pipeline run.
 
         `job_type`: MODEL, SEED, SNAPSHOT or TEST (`JOB_TYPES`); `sql`: the compiled SQL
         (the `sql` job facet, in the compute engine's dialect); `source_path`: the node's
-        file (the `sourceCodeLocation` job facet).
+        file (the `sourceCodeLocation` job facet); `materialization`: dbt's (table, view,
+        incremental, seed, snapshot), in floe's run facet.
         """
-        facets = self._run_facets(parent=True)
+        facets = self._run_facets(parent=True, materialization=materialization)
         if error:
             facets["errorMessage"] = self._error_facet(error)
         self._emit(
@@ -587,7 +590,8 @@ class LineageEmitter:
 
 @attr.define
 class FloeRunFacet(RunFacet):
-    """floe-runtime's run facet: pipeline, environment and floe.yaml observability attributes.
+    """floe-runtime's run facet: pipeline, environment, floe.yaml observability attributes
+    and, on a node's run, its dbt materialization.
 
     Its JSON Schema is `FLOE_RUN_FACET_SCHEMA_URL` (custom facets are attrs subclasses of
     RunFacet; `producer=PRODUCER` so the facet names floe, not openlineage-python).
@@ -596,6 +600,9 @@ class FloeRunFacet(RunFacet):
     pipeline: str = attr.field(default="")
     environment: str = attr.field(default="")
     attributes: dict[str, str] = attr.field(factory=dict)
+    #: How dbt built the node (table, view, incremental, seed, snapshot); None on the
+    #: pipeline's own run and on test runs.
+    materialization: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:

@@ -197,8 +197,13 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
             if fields and not table:
                 node["columns"] = [{"name": f.get("name"), "type": f.get("type")} for f in fields]
     for node in jobs.values():
-        if node["jobType"] == "MODEL":
-            # A model published to Iceberg is a table (or incremental); one that is not is a view.
+        floe = node["facets"].get("floe")
+        recorded = floe.get("materialization") if isinstance(floe, dict) else None
+        if recorded:
+            node["materialization"] = str(recorded)
+        elif node["jobType"] == "MODEL":
+            # Events written before floe recorded it: a model published to Iceberg is a
+            # table (or incremental); one that is not is a view.
             node["materialization"] = "table" if node["table"] else "view"
         else:
             node["materialization"] = node["jobType"].lower()

@@ -114,6 +114,7 @@ class _OpenRun:
     source_path: Path | None
     inputs: list[Dataset]
     outputs: list[Dataset]
+    materialization: str
 
 
 @dataclass
@@ -218,6 +219,7 @@ class RunSession:
             translator.source_path(props),
             self._inputs(manifest, props, translator),
             [translator.compute_dataset(props)],
+            translator.materialization(props),
         )
         self._model_runs[unique_id] = str(uuid.uuid4())
         self._open_runs[unique_id] = run
@@ -229,6 +231,7 @@ class RunSession:
             run.outputs,
             job_type=run.job_type,
             source_path=run.source_path,
+            materialization=run.materialization,
         )
 
     def _end_run(
@@ -254,6 +257,7 @@ class RunSession:
             job_type=run.job_type,
             sql=result.compiled_sql if result else None,
             source_path=run.source_path,
+            materialization=run.materialization,
         )
 
     # -- dbt events

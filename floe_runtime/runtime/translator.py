@@ -138,6 +138,14 @@ class FloeDbtTranslator(DagsterDbtTranslator):
         """The `jobType` of a node's runs: MODEL, SEED, SNAPSHOT or TEST."""
         return JOB_TYPES.get(str(props.get("resource_type") or ""), "MODEL")
 
+    def materialization(self, props: Mapping[str, Any]) -> str:
+        """How dbt builds a node: a model's `materialized` (table, view, incremental, …),
+        else its resource type (seed, snapshot, test)."""
+        if props.get("resource_type") == "model":
+            config = props.get("config") or {}
+            return str(config.get("materialized") or props.get("materialized") or "view")
+        return str(props.get("resource_type") or "")
+
     def source_path(self, props: Mapping[str, Any]) -> Path | None:
         """The file that defines a node (its `.sql`, a seed's `.csv`, a test's file), if found."""
         original = str(props.get("original_file_path") or "")

@@ -1,8 +1,8 @@
 """The lineage page (`floe-runtime lineage`) as a reader sees it: headless Chromium at 1280×800.
 
 Events come from the real emitter and translator (as in tests/runtime/test_lineage.py), for
-the example's DAG without running dbt: three seeds, three staging views, three marts, one of
-which has a failing test.
+the example's DAG without running dbt: three seeds, three staging views, three marts (one
+incremental), one of which has a failing test.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from floe_runtime.analysis import discover
 from floe_runtime.compiler import compile_project
 from floe_runtime.runtime.lineage import LineageEmitter, RunState
-from floe_runtime.runtime.lineage_html import load_events, render_html
+from floe_runtime.runtime.lineage_html import build_graph, load_events, render_html
 from floe_runtime.runtime.secrets import Secrets
 from floe_runtime.runtime.translator import FloeDbtTranslator
 from tests.conftest import vscode_test_deps
@@ -34,7 +34,7 @@ DAG: dict[str, tuple[str, str, list[str]]] = {
     "stg_customers": ("model", "view", ["raw_customers"]),
     "stg_orders": ("model", "view", ["raw_orders"]),
     "stg_payments": ("model", "view", ["raw_payments"]),
-    "orders": ("model", "table", ["stg_orders", "stg_payments"]),
+    "orders": ("model", "incremental", ["stg_orders", "stg_payments"]),
     "customer_orders": ("model", "table", ["stg_customers", "orders"]),
     "customer_revenue": ("model", "table", ["customer_orders", "stg_payments"]),
 }
@@ -74,13 +74,14 @@ def _emit(project: Path) -> Path:
             "job_type": translator.lineage_job_type(props),
             "sql": f"select * from {name}",
             "source_path": translator.source_path(props),
+            "materialization": translator.materialization(props),
         }
         job = translator.lineage_job_name(props)
         emitter.model_event(
             RunState.START, run, job, inputs, [translator.compute_dataset(props)], **common
         )
         outputs = [translator.compute_dataset(props, columns, rows=10 + number)]
-        if materialized == "table":
+        if materialized in ("table", "incremental"):
             outputs.append(translator.iceberg_dataset(props, [("id", "int")], rows=10 + number))
         emitter.model_event(RunState.COMPLETE, run, job, inputs, outputs, **common)
         if name.startswith("stg_") or name == "customer_revenue":
@@ -121,6 +122,12 @@ def test_every_model_is_in_the_window_with_its_figures(
         "❄ analytics.customer_revenue" in text and "❄ analytics.stg_orders" not in text
     )  # views stay in DuckDB
     assert "19 rows" not in text and "18 rows" in text  # customer_revenue: 10 + 8
+    # Each node says how dbt built it, as its run recorded it (not guessed from its outputs).
+    graph = {n["name"]: n for n in build_graph(events)["nodes"] if n["kind"] == "job"}
+    assert {name: graph[name]["materialization"] for name in DAG} == {
+        name: m for name, (_, m, _) in DAG.items()
+    }
+    assert "incremental · complete" in text
     done = subprocess.run(
         ["node", str(DRIVER), page.as_uri(), str(tmp_path / "shot.png")],
         env={**os.environ, "PLAYWRIGHT_CORE": str(playwright_core)},

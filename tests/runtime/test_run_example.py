@@ -139,6 +139,19 @@ def test_lineage_events_per_model(built: tuple[Path, CliResult]) -> None:
     assert iceberg[0]["outputFacets"]["outputStatistics"]["rowCount"] == MARTS["customer_revenue"]
     fields = {f["name"] for f in iceberg[0]["facets"]["schema"]["fields"]}
     assert "customer_id" in fields
+    # Each node's run says how dbt built it, as dbt's own manifest records it.
+    manifest = json.loads((project / "target" / "floe" / "dbt" / "0" / "manifest.json").read_text())
+    dbt_says = {
+        node["name"]: node["config"]["materialized"] if node["resource_type"] == "model" else "seed"
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed")
+    }
+    recorded = {
+        job.rsplit(".", 1)[-1]: e["run"]["facets"]["floe"]["materialization"]
+        for job, e in complete.items()
+        if not job.endswith(".test")
+    }
+    assert recorded == {name: dbt_says[name] for name in ASSETS}
 
 
 def test_lineage_page_renders_models_in_chromium(built: tuple[Path, CliResult]) -> None:
