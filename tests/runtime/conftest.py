@@ -41,6 +41,24 @@ def copy_example(dest: Path) -> Path:
     return dest
 
 
+#: The example's published marts and the rows each holds after a run.
+MARTS = {"customer_orders": 20, "customer_revenue": 20, "orders": 60}
+
+#: Traces and lineage to files under .floe/, appended to every platform file write_platform writes.
+OBSERVABILITY = """
+observability:
+  traces: {exporter: file, path: ./.floe/traces.jsonl}
+  lineage: {transport: file, path: ./.floe/lineage.jsonl, namespace: ca-test}
+"""
+
+
+def write_platform(project: Path, env: str, text: str) -> None:
+    """Write platform/<env>/platform.yaml: `text` plus file traces and lineage (OBSERVABILITY)."""
+    folder = project / "platform" / env
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "platform.yaml").write_text(text + OBSERVABILITY, encoding="utf-8")
+
+
 @dataclass
 class CliResult:
     """A finished floe-runtime process."""

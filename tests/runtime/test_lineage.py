@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
 
 from floe_runtime.analysis import discover
 from floe_runtime.compiler import compile_project
@@ -39,93 +35,9 @@ from floe_runtime.runtime.lineage import (
 from floe_runtime.runtime.secrets import Secrets
 from floe_runtime.runtime.translator import FloeDbtTranslator
 from tests.runtime.conftest import Postgres, copy_example, floe
+from tests.runtime.lineage_spec import check_event, validate
 
-SCHEMAS = Path(__file__).parent / "openlineage"
 SENTINEL = "sentinel-secret-7c41e0d9"
-
-# ---------------------------------------------------------------- schemas
-
-
-def _registry() -> Registry:
-    resources = []
-    for path in sorted(SCHEMAS.glob("*.json")):
-        schema = json.loads(path.read_text(encoding="utf-8"))
-        resources.append((schema["$id"], Resource.from_contents(schema)))
-    return Registry().with_resources(resources)
-
-
-REGISTRY = _registry()
-FORMATS = FormatChecker()
-
-
-@FORMATS.checks("uri", raises=ValueError)
-def _is_uri(value: object) -> bool:
-    return not isinstance(value, str) or bool(urlsplit(value).scheme)
-
-
-@FORMATS.checks("date-time", raises=ValueError)
-def _is_date_time(value: object) -> bool:
-    if isinstance(value, str):
-        datetime.fromisoformat(value)
-    return True
-
-
-@FORMATS.checks("uuid", raises=ValueError)
-def _is_uuid(value: object) -> bool:
-    if isinstance(value, str):
-        uuid.UUID(value)
-    return True
-
-
-def _validate(instance: Any, ref: str) -> None:
-    """Validate `instance` against the schema at `ref` (an `$id` plus a JSON pointer)."""
-    Draft202012Validator({"$ref": ref}, registry=REGISTRY, format_checker=FORMATS).validate(
-        instance
-    )
-
-
-def _facets(event: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(where, key, facet) of every facet in an event."""
-    yield from (("run", k, v) for k, v in (event["run"].get("facets") or {}).items())
-    yield from (("job", k, v) for k, v in (event["job"].get("facets") or {}).items())
-    for side in ("inputs", "outputs"):
-        for ds in event.get(side) or []:
-            yield from (("dataset", k, v) for k, v in (ds.get("facets") or {}).items())
-            for extra in ("inputFacets", "outputFacets"):
-                yield from ((extra, k, v) for k, v in (ds.get(extra) or {}).items())
-
-
-#: Which kind of facet each facet schema defines (the `$ref` of its first `allOf`).
-_KINDS = {
-    "run": "RunFacet",
-    "job": "JobFacet",
-    "dataset": "DatasetFacet",
-    "inputFacets": "InputDatasetFacet",
-    "outputFacets": "OutputDatasetFacet",
-}
-
-
-def _check_event(event: dict[str, Any]) -> set[str]:
-    """Validate an event and each of its facets; the facet keys seen."""
-    _validate(event, "https://openlineage.io/spec/2-0-2/OpenLineage.json")
-    _validate(event, "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent")
-    seen = set()
-    for where, key, facet in _facets(event):
-        url = facet["_schemaURL"]
-        document, _, pointer = url.partition("#")
-        # Vendored, so the facet's own schema is the one checked (no network).
-        assert REGISTRY.contents(document), url
-        _validate(facet, url)
-        # The key is the one the facet schema defines, and the facet is where the spec puts it.
-        schema = REGISTRY.contents(document)
-        assert key in schema["properties"], (key, url)
-        definition = schema["$defs"][pointer.rsplit("/", 1)[-1]]
-        assert definition["allOf"][0]["$ref"].endswith(f"/$defs/{_KINDS[where]}"), (where, key)
-        if key != "tags":  # the client's own facet (openlineage_client_version)
-            assert facet["_producer"] == PRODUCER, (key, facet["_producer"])
-        seen.add(key)
-    return seen
-
 
 # ---------------------------------------------------------------- projects
 
@@ -249,7 +161,7 @@ def test_every_event_and_facet_is_spec_valid(project: Path) -> None:
     ]
     seen: set[str] = set()
     for event in events:
-        seen |= _check_event(event)
+        seen |= check_event(event)
         assert event["producer"] == PRODUCER
     assert seen >= {
         "parent",
@@ -324,7 +236,7 @@ def test_a_test_run_with_a_failed_error_assertion_fails(project: Path) -> None:
     assert (start["eventType"], end["eventType"]) == ("START", "FAIL")
     assert "unique_orders_order_id(order_id)" in end["run"]["facets"]["errorMessage"]["message"]
     for event in (start, end):
-        _check_event(event)
+        check_event(event)
 
 
 def test_the_validation_itself_rejects_what_the_spec_does_not_allow(project: Path) -> None:
@@ -334,14 +246,14 @@ def test_the_validation_itself_rejects_what_the_spec_does_not_allow(project: Pat
     tested = events[4]["inputs"][0]["inputFacets"]["dataQualityAssertions"]
     del tested["assertions"][0]["success"]
     with pytest.raises(ValidationError):
-        _validate(tested, tested["_schemaURL"])
+        validate(tested, tested["_schemaURL"])
     parent = events[1]["run"]["facets"]["parent"]
     parent["root"]["run"]["runId"] = "not-a-uuid"
     with pytest.raises(ValidationError):
-        _validate(parent, parent["_schemaURL"])
+        validate(parent, parent["_schemaURL"])
     event = dict(events[0], producer="not a uri")
     with pytest.raises(ValidationError):
-        _validate(event, "https://openlineage.io/spec/2-0-2/OpenLineage.json")
+        validate(event, "https://openlineage.io/spec/2-0-2/OpenLineage.json")
 
 
 # ---------------------------------------------------------------- naming
@@ -441,7 +353,7 @@ def test_s3_location_and_a_rest_catalog_never_show_a_secret(project: Path, tmp_p
     assert SENTINEL not in text
     assert "s3://acme-lake" in text and "***" in text
     for event in _events(events_file):
-        _check_event(event)
+        check_event(event)
 
 
 def test_compute_relations_named_per_the_naming_conventions(project: Path) -> None:
@@ -534,7 +446,7 @@ def test_source_code_location_in_a_git_work_tree_shows_no_credentials(tmp_path: 
     assert facet["path"] == "dbt/models/orders.sql"
     assert facet["url"] == f"https://github.com/acme/pipelines/blob/{sha}/dbt/models/orders.sql"
     assert facet["repoUrl"] == "https://github.com/acme/pipelines.git"
-    _validate(facet, facet["_schemaURL"])
+    validate(facet, facet["_schemaURL"])
 
 
 # ---------------------------------------------------------------- real columns
@@ -721,4 +633,4 @@ def test_console_transport_prints_each_event_as_json_on_stderr(
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert [e["eventType"] for e in lines] == ["START", "COMPLETE"]
     for event in lines:
-        _check_event(event)
+        check_event(event)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.runtime.conftest import VENV_BIN, CliResult, copy_example, copy_project, floe
+from tests.runtime.lineage_spec import check_event
 from tests.runtime.otlp import load_spans
 
 pytestmark = pytest.mark.slow
@@ -422,12 +423,10 @@ def test_lineage_of_three_runs_is_spec_valid_with_real_columns_counts_and_tests(
 ) -> None:
     import duckdb
 
-    from tests.runtime.test_lineage import _check_event
-
     project, _ = built
     events = _jsonl(project / ".floe" / "lineage.jsonl")
     for event in events:
-        _check_event(event)  # OpenLineage.json and each facet's own schema
+        check_event(event)  # OpenLineage.json and each facet's own schema
     last_run = events[-1]["run"]["runId"]
     mine = [
         e

@@ -11,28 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import Postgres, Seaweed, copy_example, floe, grep_tree
+from tests.runtime.conftest import (
+    MARTS,
+    Postgres,
+    Seaweed,
+    copy_example,
+    floe,
+    grep_tree,
+    write_platform,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-
-MARTS = {"customer_orders": 20, "customer_revenue": 20, "orders": 60}
-
-OBSERVABILITY = """
-observability:
-  traces: {exporter: file, path: ./.floe/traces.jsonl}
-  lineage: {transport: file, path: ./.floe/lineage.jsonl, namespace: ca-test}
-"""
-
-
-def _platform(project: Path, env: str, text: str) -> None:
-    folder = project / "platform" / env
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "platform.yaml").write_text(text + OBSERVABILITY, encoding="utf-8")
 
 
 def test_postgres_compute_publishes_to_sqlite_catalog(postgres: Postgres, tmp_path: Path) -> None:
     project = copy_example(tmp_path / "ca")
-    _platform(
+    write_platform(
         project,
         "pg",
         f"""version: "1"
@@ -89,7 +83,7 @@ def test_missing_secret_fails_before_anything_runs(tmp_path: Path) -> None:
 
 def test_rest_catalog_with_oauth2_and_s3(seaweedfs: Seaweed, tmp_path: Path) -> None:
     project = copy_example(tmp_path / "ca")
-    _platform(
+    write_platform(
         project,
         "lake",
         f"""version: "1"
@@ -182,7 +176,7 @@ def test_glue_catalog_with_s3_storage(moto_aws: str, tmp_path: Path) -> None:
     )
     s3.create_bucket(Bucket="glue-lake")
     project = copy_example(tmp_path / "ca")
-    _platform(
+    write_platform(
         project,
         "aws",
         f"""version: "1"

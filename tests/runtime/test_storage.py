@@ -15,8 +15,15 @@ import pytest
 
 from floe_runtime.compiler.catalog import ADLS_FILE_IO, catalog_properties, storage_location
 from floe_runtime.config.platform import AdlsStorage, GcsStorage, SqlCatalog
-from tests.runtime.conftest import Azurite, GcsEmulator, copy_example, floe, grep_tree
-from tests.runtime.test_servers import MARTS, _platform
+from tests.runtime.conftest import (
+    MARTS,
+    Azurite,
+    GcsEmulator,
+    copy_example,
+    floe,
+    grep_tree,
+    write_platform,
+)
 
 COMPUTE = """catalogs:
   default: {type: sql, uri: "sqlite:///.floe/catalog.db"}
@@ -133,7 +140,7 @@ def test_adls_storage_on_azurite(azurite: Azurite, tmp_path: Path) -> None:
     )
     fs.create_dir("lake")
     project = copy_example(tmp_path / "ca")
-    _platform(
+    write_platform(
         project,
         "azure",
         f"""version: "1"
@@ -194,7 +201,7 @@ def test_gcs_storage_on_emulator(gcs_emulator: GcsEmulator, tmp_path: Path) -> N
     )
     urllib.request.urlopen(request, timeout=10).close()
     project = copy_example(tmp_path / "ca")
-    _platform(
+    write_platform(
         project,
         "gcp",
         f"""version: "1"
