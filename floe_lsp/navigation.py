@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from floe_lsp.server import FloeLanguageServer
 from floe_lsp.state import file_kind
@@ -177,6 +178,28 @@ def prepare_rename(
     )
 
 
+def _clashes(ls: FloeLanguageServer, target: Target, new_name: str) -> list[str]:
+    """Platform files (as shown to the user) already defining a profile `new_name` of the kind.
+
+    Every environment of the projects concerned counts, and of the projects whose
+    floe.yaml the rename edits: a profile `new_name` in any of them is what those
+    floe.yaml files would name afterwards.
+    """
+    pipelines = {path for path, _ in _uses(ls, target)}
+    projects = [*target.projects]
+    projects += [p for p in ls.state.all_projects() if p.pipeline_file in pipelines]
+    out: list[str] = []
+    for project in projects:
+        for d in definitions(ls, project, target.section, new_name):
+            try:
+                shown = d.platform_file.relative_to(project.root).as_posix()
+            except ValueError:
+                shown = str(d.platform_file)
+            if shown not in out:
+                out.append(shown)
+    return out
+
+
 def rename(
     ls: FloeLanguageServer, uri: str, position: types.Position, new_name: str
 ) -> types.WorkspaceEdit | None:
@@ -185,11 +208,20 @@ def rename(
     if found is None:
         return None
     _, target = found
-    if not _NAME.match(new_name):
-        from pygls.exceptions import JsonRpcInvalidParams
-
+    if not _NAME.fullmatch(new_name):  # fullmatch: `$` alone lets a trailing newline through
         raise JsonRpcInvalidParams(
-            f"'{new_name}' is not a valid profile name (letters, digits, '-' and '_', starting with a letter)"
+            f"'{new_name}' is not a valid profile name"
+            " (letters, digits, '-' and '_', starting with a letter, at most 63)"
+        )
+    if new_name == target.name:
+        return ls.workspace_edit({})
+    clashes = _clashes(ls, target, new_name)
+    if clashes:
+        # Renaming would leave two keys of one name, or point floe.yaml at another profile.
+        raise JsonRpcException(
+            f"cannot rename {target.kind} profile '{target.name}' to '{new_name}': "
+            f"a {target.kind} profile '{new_name}' already exists in {', '.join(clashes)}",
+            code=types.LSPErrorCodes.RequestFailed,
         )
     edits: dict[Path, list[types.TextEdit]] = {}
     for path, rng in _definitions(ls, target) + _uses(ls, target):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from lsp_helpers import apply_edits, codes, find, open_doc, uri, wait_for
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from floe_runtime.analysis import analyze, discover
@@ -335,3 +336,71 @@ async def test_rename_the_implicit_default_names_it_in_floe_yaml(
     assert "storage: main\n" in floe.read_text()
     assert "storage:\n  main:" in (project / "platform" / "prod" / "platform.yaml").read_text()
     assert analyze(discover(project)).diagnostics == []
+
+
+async def test_rename_onto_an_existing_profile_is_refused(
+    client: LanguageClient, project: Path
+) -> None:
+    prod = project / "platform" / "prod" / "platform.yaml"
+    prod.write_text(
+        prod.read_text().replace(
+            "compute:\n  default:", "compute:\n  warehouse:\n    type: duckdb\n  default:", 1
+        )
+    )
+    floe = project / "floe.yaml"
+    text = open_doc(client, floe)
+    before = {p: p.read_text() for p in project.rglob("*.yaml")}
+    with pytest.raises(JsonRpcException) as refused:
+        await client.text_document_rename_async(
+            types.RenameParams(
+                text_document=doc_id(floe),
+                position=find(client, text, "compute: default", 11),
+                new_name="warehouse",
+            )
+        )
+    assert refused.value.code == types.LSPErrorCodes.RequestFailed
+    assert refused.value.message == (
+        "cannot rename compute profile 'default' to 'warehouse': "
+        "a compute profile 'warehouse' already exists in platform/prod/platform.yaml"
+    )
+    # From the platform file too; and a name of another kind is no clash.
+    ptext = open_doc(client, prod)
+    with pytest.raises(JsonRpcException, match="already exists in platform/prod/platform.yaml"):
+        await client.text_document_rename_async(
+            types.RenameParams(
+                text_document=doc_id(prod),
+                position=find(client, ptext, "  default:\n    type: postgres", 3),
+                new_name="warehouse",
+            )
+        )
+    assert {p: p.read_text() for p in project.rglob("*.yaml")} == before
+    edit = await client.text_document_rename_async(
+        types.RenameParams(
+            text_document=doc_id(floe),
+            position=find(client, text, "catalog: default", 11),
+            new_name="warehouse",
+        )
+    )
+    assert edit is not None and set(edits_by_path(client, edit)) == {
+        floe.resolve(),
+        (project / "platform" / "dev" / "platform.yaml").resolve(),
+        prod.resolve(),
+    }
+
+
+@pytest.mark.parametrize("bad", ["9 bad", "my profile", "ok\n", "", "a" * 64])
+async def test_rename_to_a_name_the_pattern_refuses(
+    client: LanguageClient, project: Path, bad: str
+) -> None:
+    floe = project / "floe.yaml"
+    text = open_doc(client, floe)
+    with pytest.raises(JsonRpcException) as refused:
+        await client.text_document_rename_async(
+            types.RenameParams(
+                text_document=doc_id(floe),
+                position=find(client, text, "compute: default", 11),
+                new_name=bad,
+            )
+        )
+    assert refused.value.code == types.ErrorCodes.InvalidParams
+    assert f"'{bad}' is not a valid profile name" in refused.value.message
