@@ -1,12 +1,18 @@
-"""One test per diagnostic code: the code, the file and the exact range."""
+"""One test per diagnostic code: the code, the file and the exact range; the code registry
+against the README's table, the codes the sources write and the codes the engine emits."""
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import floe_lsp
+import floe_runtime
 from floe_runtime.analysis import Diagnostic, Range, Severity, analyze, discover
 
 FLOE = """name: demo
@@ -218,24 +224,95 @@ def test_floe040_no_platform_is_a_warning(make_project: MakeProject) -> None:
     assert diag.range == Range.of(0, 0, 0, 10)
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "FLOE001",
-        "FLOE002",
-        "FLOE003",
-        "FLOE004",
-        "FLOE005",
-        "FLOE010",
-        "FLOE020",
-        "FLOE030",
-        "FLOE040",
-    ],
-)
-def test_every_code_is_documented(code: str) -> None:
+# ---------------------------------------------------------------- the registry, the docs, the engine
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+PACKAGES = [Path(floe_runtime.__file__).parent, Path(floe_lsp.__file__).parent]
+ENGINE = Path(floe_runtime.__file__).parent / "analysis"
+REGISTRY = ENGINE / "diagnostics.py"
+CODE = re.compile(r"FLOE\d{3}")
+
+
+def documented_codes() -> dict[str, str]:
+    """The README's "Diagnostic codes" table: code → meaning."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Diagnostic codes\n", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| *(FLOE\d{3}) *\| *(.+?) *\|$", section, re.MULTILINE)
+    assert rows, section
+    return dict(rows)
+
+
+def codes_in_source(*roots: Path) -> dict[str, set[str]]:
+    """Every code written as a string literal in the modules under `roots` (not comments or
+    docstrings): code → the files, the registry itself left out."""
+    found: dict[str, set[str]] = {}
+    for root in roots:
+        for module in sorted(root.rglob("*.py")):
+            if module == REGISTRY:
+                continue
+            for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and CODE.fullmatch(str(node.value)):
+                    found.setdefault(node.value, set()).add(str(module))
+    return found
+
+
+def test_registry_is_the_documented_table() -> None:
     from floe_runtime.analysis import CODES
 
+    documented = documented_codes()
+    assert list(documented) == sorted(documented)  # the table reads in code order
+    assert sorted(CODES) == list(documented)
+    assert all(CODES[code] and documented[code] for code in CODES)
+
+
+def test_every_code_the_code_writes_is_registered_and_every_registered_code_is_used() -> None:
+    from floe_runtime.analysis import CODES
+
+    used = codes_in_source(*PACKAGES)
+    assert set(used) - set(CODES) == set(), "codes emitted but not in CODES"
+    assert set(CODES) - set(used) == set(), "codes in CODES that nothing emits"
+
+
+#: A project that makes the engine emit exactly one diagnostic, of that code, in floe.yaml
+#: (or, for FLOE040, on it): keyword arguments of `make_project`.
+TRIGGERS: dict[str, dict[str, Any]] = {
+    "FLOE001": {"floe": 'name: demo\nversion: "1.0.0\ntransforms: []\n', "platforms": {"dev": DEV}},
+    "FLOE002": {"floe": FLOE + "name: other\n", "platforms": {"dev": DEV}},
+    "FLOE003": {
+        "floe": FLOE.replace("    path:", "    pth: x\n    path:"),
+        "platforms": {"dev": DEV},
+    },
+    "FLOE004": {"floe": FLOE.replace("    path: ./dbt\n", ""), "platforms": {"dev": DEV}},
+    "FLOE005": {"floe": FLOE.replace('"1.0.0"', '"1.0"'), "platforms": {"dev": DEV}},
+    "FLOE010": {
+        "floe": FLOE.replace("transforms:", "compute: defalt\ntransforms:"),
+        "platforms": {"dev": DEV},
+    },
+    "FLOE020": {
+        "floe": FLOE + "    vars:\n      api_token: abc123-sentinel\n",
+        "platforms": {"dev": DEV},
+    },
+    "FLOE030": {"floe": FLOE.replace("./dbt", "./nowhere"), "platforms": {"dev": DEV}},
+    "FLOE040": {"floe": FLOE},
+}
+
+
+@pytest.mark.parametrize("code", sorted(TRIGGERS))
+def test_trigger_makes_the_engine_emit_its_code(code: str, make_project: MakeProject) -> None:
+    from floe_runtime.analysis import CODES
+
+    root = make_project(**TRIGGERS[code])
+    diags = run(root)
+    assert [(d.code, d.file) for d in diags] == [(code, str(root / "floe.yaml"))], diags
     assert code in CODES
+
+
+def test_every_code_the_engine_writes_has_a_trigger() -> None:
+    """Each code the engine (floe_runtime/analysis) emits is shown emitted above; codes other
+    fronts emit (the language server after a run) are registered and documented, and tested
+    where they are made."""
+    engine = set(codes_in_source(ENGINE))
+    assert engine - set(TRIGGERS) == set(), "add a project that triggers these to TRIGGERS"
 
 
 def test_floe020_where_the_model_expects_a_secret_ref(make_project: MakeProject) -> None:
