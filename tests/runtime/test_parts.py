@@ -22,6 +22,7 @@ from floe_runtime.compiler.artifacts import CompiledArtifacts
 from floe_runtime.config.platform import HttpLineage, OtlpTraces
 from floe_runtime.runtime.secrets import MissingSecretError, Secrets, resolve_secrets
 from tests.runtime.conftest import copy_example, floe, free_port
+from tests.runtime.lineage_spec import check_event
 
 # ---------------------------------------------------------------- secrets
 
@@ -111,11 +112,15 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 def test_http_lineage_reaches_marquez_compatible_endpoint(tmp_path: Path) -> None:
+    """A START event POSTed where Marquez takes it, with the key as a bearer token, valid by
+    the OpenLineage schemas, naming what floe.yaml and the platform say."""
     from floe_runtime.runtime.lineage import LineageEmitter, RunState
 
+    _Receiver.events.clear()
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    run_id = "0" * 8 + "-0000-4000-8000-" + "0" * 12
     try:
         base = _artifacts(tmp_path)
         obs = base.observability.model_copy(
@@ -131,21 +136,30 @@ def test_http_lineage_reaches_marquez_compatible_endpoint(tmp_path: Path) -> Non
             }
         )
         artifacts = base.model_copy(update={"observability": obs})
-        emitter = LineageEmitter(
-            artifacts,
-            Secrets({"ol-key": "ol-sentinel-key"}),
-            "0" * 8 + "-0000-4000-8000-" + "0" * 12,
-        )
+        emitter = LineageEmitter(artifacts, Secrets({"ol-key": "ol-sentinel-key"}), run_id)
         emitter.pipeline_event(RunState.START)
     finally:
         server.shutdown()
     [got] = _Receiver.events
     assert got["path"] == "/api/v1/lineage"
     assert got["auth"] == "Bearer ol-sentinel-key"
-    assert got["event"]["job"] == {
-        "namespace": "acme",
-        "name": "customer-analytics",
-        "facets": got["event"]["job"]["facets"],
+    event = got["event"]
+    assert "ol-sentinel-key" not in json.dumps(event)
+    # The spec's RunEvent, and each facet by the schema its _schemaURL names.
+    assert check_event(event) == {"jobType", "sourceCodeLocation", "floe", "tags"}
+    assert (event["eventType"], event["run"]["runId"]) == ("START", run_id)
+    assert (event["job"]["namespace"], event["job"]["name"]) == ("acme", "customer-analytics")
+    job_type = event["job"]["facets"]["jobType"]
+    assert (job_type["jobType"], job_type["processingType"]) == ("JOB", "BATCH")
+    floe_yaml = Path(artifacts.project_root) / "floe.yaml"
+    location = event["job"]["facets"]["sourceCodeLocation"]
+    assert (location["type"], location["url"]) == ("file", floe_yaml.as_uri())
+    # floe.yaml's name and observability.attributes, the environment compiled.
+    floe = {k: v for k, v in event["run"]["facets"]["floe"].items() if not k.startswith("_")}
+    assert floe == {
+        "pipeline": "customer-analytics",
+        "environment": "dev",
+        "attributes": {"team": "growth"},
     }
 
 
@@ -182,7 +196,8 @@ def test_code_location_defs_have_assets_checks_and_schedule(tmp_path: Path) -> N
         "from floe_runtime.dagster_defs import defs\n"
         "repo = defs.get_repository_def()\n"
         "keys = sorted('/'.join(k.path) for k in repo.asset_graph.get_all_asset_keys())\n"
-        "checks = len(list(repo.asset_graph.asset_check_keys))\n"
+        "checks = sorted(['/'.join(c.asset_key.path), c.name]"
+        " for c in repo.asset_graph.asset_check_keys)\n"
         "s = [(x.name, x.cron_schedule, x.execution_timezone) for x in repo.schedule_defs]\n"
         "print(json.dumps({'keys': keys, 'checks': checks, 'schedules': s}))\n"
     )
@@ -211,7 +226,17 @@ def test_code_location_defs_have_assets_checks_and_schedule(tmp_path: Path) -> N
             "orders",
         )
     )
-    assert data["checks"] >= 40  # dbt tests as asset checks
+    # Each dbt test on one model is an asset check of that model, as dbt's manifest has them.
+    [manifest_file] = (project / "target").rglob("manifest.json")
+    nodes = json.loads(manifest_file.read_text())["nodes"]
+    expected = []
+    for test in (n for n in nodes.values() if n["resource_type"] == "test"):
+        parents = set(test["depends_on"]["nodes"])
+        model = test.get("attached_node") or (parents.pop() if len(parents) == 1 else None)
+        if model is not None:
+            expected.append([f"analytics/{nodes[model]['name']}", test["name"]])
+    assert data["checks"] == sorted(expected)
+    assert len(expected) == 45  # of the example's 46 tests: one spans two models
     assert data["schedules"] == [["customer_analytics_schedule", "0 6 * * *", "Europe/Berlin"]]
 
 
