@@ -14,7 +14,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, ValidationError
 
 from floe_runtime.analysis.diagnostics import Diagnostic, Range, error, warning
-from floe_runtime.analysis.loader import NodePath, YamlDocument, YNode
+from floe_runtime.analysis.loader import NodePath, YamlDocument, YNode, scalar_value
 from floe_runtime.analysis.suggest import closest
 from floe_runtime.config.base import PROFILE_NAME_PATTERN, SECRET_NAME_PATTERN, SecretRef
 from floe_runtime.config.introspect import describe, is_plain_union, keys_at, loc_to_path, slot_at
@@ -132,11 +132,13 @@ def check_schema(
         ]
     data = doc.data() if root is not None else {}
     try:
-        return model.model_validate(data), []
+        # Strict: a value has the type YAML gives it, as JSON Schema tools see it; a quoted
+        # "5432" is a string, not a port (the schema, generated from the same models, agrees).
+        return model.model_validate(data, strict=True), []
     except ValidationError as exc:
         skipped = tuple(skip)
         out: list[Diagnostic] = []
-        seen: set[tuple[int, int, str]] = set()
+        seen: set[tuple[int, int, str, str]] = set()
         for err in exc.errors(include_url=False, include_input=True):
             diag = _map_error(doc, model, data, err)
             if diag is None:
@@ -144,7 +146,9 @@ def check_schema(
             path = tuple(diag.data.get("path", ()))
             if any(path[: len(s)] == s for s in skipped):
                 continue
-            marker = (diag.range.start.line, diag.range.start.character, diag.code)
+            # Union members repeat one complaint; each missing key of a mapping is its own.
+            start = diag.range.start
+            marker = (start.line, start.character, diag.code, diag.message)
             if marker in seen:
                 continue
             seen.add(marker)
@@ -245,6 +249,22 @@ def _map_error(
     return error(doc.file, rng, "FLOE005", message, path=list(path), options=options)
 
 
+# Type errors of strict validation that a quoted value (or a YAML 1.1 word) explains.
+_STRICT_HINTS = frozenset({"int_type", "float_type", "bool_type"})
+# Booleans of YAML 1.1 (PyYAML, old tools) that YAML 1.2 reads as strings.
+_YAML11_BOOLS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
+
+
+def _reads_as(text: str, kind: str) -> bool:
+    """Whether `text`, written without quotes, would be a value of the kind `kind` wants."""
+    value = scalar_value(text)
+    if kind == "bool_type":
+        return isinstance(value, bool)
+    if kind == "int_type":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 # What a pattern means, for people: the patterns live with the models.
 _PATTERN_HINTS = {
     PIPELINE_NAME_PATTERN: "use lower case letters, digits, '-' and '_', starting with a letter (at most 63)",
@@ -286,6 +306,16 @@ def _value_message(kind: str, key: str, err: Mapping[str, Any], node: YNode | No
         return f"invalid value for '{key}'; expected {expected}"
     if kind == "string_type" and node is not None and scalar and node.value is not None:
         return f"'{key}' should be a string: put {node.raw} in quotes"
+    if kind in _STRICT_HINTS and node is not None and scalar and isinstance(node.value, str):
+        wanted = _TYPE_NAMES[kind]
+        if node.style is not None and _reads_as(node.raw, kind):
+            return f"'{key}' should be {wanted}, not a string: remove the quotes around {node.raw}"
+        if node.style is None and node.raw.lower() in _YAML11_BOOLS and kind == "bool_type":
+            word = "true" if _YAML11_BOOLS[node.raw.lower()] else "false"
+            return (
+                f"'{key}' should be true or false: YAML 1.2 reads {node.raw} as a string; "
+                f"write {word}"
+            )
     if kind in _TYPE_NAMES:
         return f"'{key}' should be {_TYPE_NAMES[kind]}"
     if kind == "string_pattern_mismatch":

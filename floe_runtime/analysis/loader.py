@@ -1,14 +1,20 @@
 """Load YAML with a source map: every node knows the range of its key and of its value.
 
 Composition uses libyaml through PyYAML's `CSafeLoader` (fast: about a
-millisecond for a typical file). Scalars become plain Python values, but
-timestamps stay strings (a config wants `"2024-01-01"`, not a date), and
-mapping keys are always their source text. Aliases are expanded under a node
-budget, so a "billion laughs" document gets a diagnostic instead of a hang.
+millisecond for a typical file). Plain scalars are read by YAML 1.2's core
+schema, as yaml-language-server and the JSON Schema tools read them (`yes` and
+`on` are strings, `0o17` is a number); timestamps stay strings (a config wants
+`"2024-01-01"`, not a date), and mapping keys are always their source text.
+Positions count lines as the LSP does (`\n`, `\r\n`, `\r`), not as libyaml does
+(which also breaks at NEL, LS and PS, and skips a BOM). Aliases are expanded
+under a node budget, so a "billion laughs" document gets a diagnostic instead
+of a hang.
 """
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -143,7 +149,7 @@ class YamlDocument:
 
     def first_line_range(self) -> Range:
         """The first non-blank, non-comment line: where file-level diagnostics point."""
-        for number, line in enumerate(self.text.splitlines()):
+        for number, line in enumerate(text_lines(self.text)):
             stripped = line.strip()
             if stripped and not stripped.startswith(("#", "---", "%")):
                 indent = len(line) - len(line.lstrip())
@@ -164,6 +170,10 @@ _STR = _TAG + "str"
 _MAP = _TAG + "map"
 _SEQ = _TAG + "seq"
 _MERGE = _TAG + "merge"
+_BOOL = _TAG + "bool"
+_INT = _TAG + "int"
+_FLOAT = _TAG + "float"
+_NULL = _TAG + "null"
 _NO_KEY = object()  # a mapping frame waiting for its next key
 
 
@@ -189,8 +199,11 @@ class _Builder:
     linear) and `_check_size` bounds what sharing would unfold to.
     """
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, remap: _Remap | None = None) -> None:
         self.file = file
+        self.remap = remap  # set when libyaml counts lines otherwise than the LSP
+        self.text = ""
+        self.size = 0
         self.diagnostics: list[Diagnostic] = []
         self.anchors: dict[str, YNode] = {}
         self.stack: list[_Frame] = []
@@ -201,6 +214,7 @@ class _Builder:
     def feed(self, text: str) -> YNode | None:
         # get_event is libyaml's C method; calling it directly skips yaml.parse's
         # generator, which costs two Python calls per event.
+        self.text, self.size = text, len(text)
         parser: Any = _Loader(text)
         get_event, scalar = parser.get_event, self._scalar_event
         try:
@@ -227,7 +241,13 @@ class _Builder:
             frame = self.stack.pop()
             node = frame.node
             end = event.end_mark
-            node.span = (node.span[0], node.span[1], end.line, end.column)
+            if end.index >= self.size and self.remap is None:
+                # A block ending with the text: libyaml puts the end on a line past the last
+                # one when the text has no final line break.
+                last = _position_at(self.text, self.size)
+                node.span = (node.span[0], node.span[1], last.line, last.character)
+            else:
+                node.span = (node.span[0], node.span[1], end.line, end.column)
             for source in frame.merges:  # `<<: *base` fills keys not set here
                 for key, child in source.entries.items():
                     node.entries.setdefault(key, child)
@@ -329,6 +349,8 @@ class _Builder:
         if key in parent.entries:
             first = parent.entries[key].key_range
             line = first.start.line + 1 if first else 0
+            if first and self.remap is not None:
+                line = self.remap.position(*first.start)[0] + 1
             self.diagnostics.append(
                 error(
                     self.file,
@@ -357,15 +379,37 @@ class _Builder:
 # Scalars share these (never mutated) instead of each allocating a dict and a list.
 _NO_ENTRIES: dict[str, YNode] = {}
 _NO_ITEMS: list[YNode] = []
-_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
+# YAML 1.2 core schema (§10.3.2): the only plain scalars that are not strings.
+_CORE_NULL = frozenset({"", "~", "null", "Null", "NULL"})
+_CORE_BOOL = {
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
+_CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_CORE_FLOAT = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
+_NUMERIC_START = frozenset("0123456789+-.")
 
 
 def _resolve_plain(value: str) -> str:
-    """The tag of a plain scalar, as PyYAML's resolver decides it (without its call overhead)."""
-    for tag, pattern in _IMPLICIT.get(value[:1], ()):
-        if pattern.match(value):
-            return str(tag)
-    return _STR
+    """The tag YAML 1.2's core schema gives a plain scalar (PyYAML's resolver is YAML 1.1's)."""
+    if value[:1] in _NUMERIC_START and value:
+        if _CORE_INT.fullmatch(value):
+            return _INT
+        return _FLOAT if _CORE_FLOAT.fullmatch(value) else _STR
+    if value in _CORE_NULL:
+        return _NULL
+    return _BOOL if value in _CORE_BOOL else _STR
+
+
+def scalar_value(text: str) -> Any:
+    """The value a plain scalar written as `text` has (YAML 1.2 core schema)."""
+    return _scalar_value(_resolve_plain(text), text)
 
 
 def _with_key(node: YNode, key_span: Span | None) -> YNode:
@@ -373,23 +417,27 @@ def _with_key(node: YNode, key_span: Span | None) -> YNode:
     return node
 
 
-_BOOL = _TAG + "bool"
-_INT = _TAG + "int"
-_NULL = _TAG + "null"
-
-
 def _scalar_value(tag: str, text: str) -> Any:
-    """The Python value of a resolved scalar; timestamps and unknown tags stay text."""
+    """The Python value of a resolved scalar; timestamps, unknown tags and misfits stay text."""
     if tag == _STR or not tag.startswith(_TAG) or tag == _TAG + "timestamp":
         return text
-    # Fast paths for the common tags; PyYAML's constructor handles the rest (0x1f, 1_000, .inf).
     if tag == _BOOL:
-        return text.lower() in ("true", "yes", "on")
+        return _CORE_BOOL.get(text, text)
     if tag == _NULL:
         return None
-    if tag == _INT and text.isdigit() and (text == "0" or text[0] != "0"):
-        return int(text)
-    try:
+    if tag == _INT:
+        if text.isdigit() and text.isascii():  # the common case
+            return int(text)
+        if _CORE_INT.fullmatch(text):
+            if text.startswith(("0o", "0x")):
+                return int(text[2:], 8 if text[1] == "o" else 16)
+            return int(text)
+    if tag == _FLOAT and _CORE_FLOAT.fullmatch(text):
+        special = text.lstrip("+-").lower()
+        if special in (".inf", ".nan"):
+            return float(text.replace(".", "", 1))
+        return float(text)
+    try:  # an explicit tag on another form (`!!int 1_000`, `!!binary`): PyYAML's constructors
         return _constructor.construct_object(yaml.ScalarNode(tag, text), deep=True)
     except (yaml.YAMLError, ValueError):
         return text
@@ -413,15 +461,28 @@ def load_yaml(text: str, file: str) -> YamlDocument:
 
 def load_whole(text: str, file: str) -> YamlDocument:
     """Parse all of `text` in one pass."""
-    builder = _Builder(file)
+    remap = _Remap(text) if _libyaml_counts_otherwise(text) else None
+    builder = _Builder(file, remap)
     try:
         root = builder.feed(text)
     except yaml.MarkedYAMLError as exc:
         return YamlDocument(file, text, None, [_syntax_error(file, text, exc)])
-    except yaml.YAMLError as exc:  # unmarked errors (encoding): still one clear diagnostic
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        return YamlDocument(file, text, None, [_reader_error(file, text, exc)])
+    except UnicodeEncodeError as exc:  # a lone surrogate (only an editor can send one)
+        at = _position_at(text, exc.start)
+        rng = Range(at, _position_at(text, exc.end))
+        message = "YAML syntax error: the text is not valid Unicode (a lone surrogate)"
+        return YamlDocument(file, text, None, [error(file, rng, "FLOE001", message)])
+    except yaml.YAMLError as exc:  # other unmarked errors: still one clear diagnostic
         return YamlDocument(file, text, None, [error(file, Range.of(0, 0), "FLOE001", str(exc))])
+    diagnostics = builder.diagnostics
+    if remap is not None:
+        if root is not None:
+            remap.tree(root)
+        diagnostics = [remap.diagnostic(d) for d in diagnostics]
     if root is None:
-        return YamlDocument(file, text, None, builder.diagnostics)
+        return YamlDocument(file, text, None, diagnostics)
     try:
         if builder.aliased:
             _check_size(root)
@@ -431,7 +492,7 @@ def load_whole(text: str, file: str) -> YamlDocument:
             "refusing to load it"
         )
         return YamlDocument(file, text, None, [error(file, Range.of(0, 0), "FLOE001", message)])
-    return YamlDocument(file, text, root, builder.diagnostics)
+    return YamlDocument(file, text, root, diagnostics)
 
 
 def _check_size(root: YNode) -> None:
@@ -454,19 +515,124 @@ def _check_size(root: YNode) -> None:
     size(root)
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# libyaml also ends a line at NEL, LS and PS (YAML 1.1), and does not count a leading BOM.
+_LIBYAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of `text` as the LSP counts them (`\\n`, `\\r\\n`, `\\r`), without their breaks.
+
+    A text ending in a line break has a last, empty line (the cursor can stand there).
+    """
+    if "\r" not in text:
+        return text.split("\n")
+    return _LINE_BREAK.split(text)
+
+
+def _position_at(text: str, index: int) -> Position:
+    """The position of a character index of `text`."""
+    index = max(0, min(index, len(text)))
+    line = (
+        text.count("\n", 0, index) if "\r" not in text else len(_LINE_BREAK.findall(text, 0, index))
+    )
+    start = max(text.rfind("\n", 0, index), text.rfind("\r", 0, index)) + 1
+    return Position(line, index - start)
+
+
+def _libyaml_counts_otherwise(text: str) -> bool:
+    """Whether libyaml's line and column numbers differ from the LSP's for this text (rare)."""
+    return text[:1] == "\ufeff" or "\x85" in text or "\u2028" in text or "\u2029" in text
+
+
+class _Remap:
+    """Turns libyaml's (line, column) into the LSP's, for texts where the two count otherwise."""
+
+    def __init__(self, text: str) -> None:
+        self.size = len(text)
+        bom = 1 if text[:1] == "\ufeff" else 0
+        self.libyaml_starts = [bom] + [m.end() for m in _LIBYAML_BREAK.finditer(text)]
+        self.lsp_starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+
+    def position(self, line: int, column: int) -> tuple[int, int]:
+        starts = self.libyaml_starts
+        index = min(starts[min(line, len(starts) - 1)] + column, self.size)
+        lsp_line = bisect_right(self.lsp_starts, index) - 1
+        return lsp_line, index - self.lsp_starts[lsp_line]
+
+    def span(self, span: Span) -> Span:
+        return (*self.position(span[0], span[1]), *self.position(span[2], span[3]))
+
+    def range(self, rng: Range) -> Range:
+        a, b = self.position(*rng.start)
+        c, d = self.position(*rng.end)
+        return Range(Position(a, b), Position(c, d))
+
+    def tree(self, root: YNode) -> None:
+        seen: set[int] = set()
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            node.span = self.span(node.span)
+            if node.key_span is not None:
+                node.key_span = self.span(node.key_span)
+            stack.extend(node.entries.values())
+            stack.extend(node.items)
+
+    def diagnostic(self, diag: Diagnostic) -> Diagnostic:
+        return replace(diag, range=self.range(diag.range))
+
+
+def _clamped(lines: list[str], pos: Position) -> Position:
+    """`pos` moved inside the text (a mark may stand past the last line)."""
+    if pos.line >= len(lines):
+        return Position(len(lines) - 1, len(lines[-1]))
+    return Position(pos.line, min(pos.character, len(lines[pos.line])))
+
+
+# After the mark only blanks and comments: the parser ran into the end of the text.
+_ONLY_TRAILER = re.compile(r"(?:\s|#[^\r\n]*)*")
+
+
 def _syntax_error(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
-    mark = exc.problem_mark or exc.context_mark
+    problem_mark, context_mark = exc.problem_mark, exc.context_mark
+    mark = problem_mark or context_mark
+    if context_mark is not None and problem_mark is not None:
+        # libyaml finds a key without ':' on the line after it, and an unclosed quote or
+        # bracket at the end of the text; the line to fix is where the construct began.
+        at_end = _ONLY_TRAILER.fullmatch(text, problem_mark.index + (text[:1] == "\ufeff"))
+        if context_mark.index < problem_mark.index and (
+            exc.problem == "could not find expected ':'" or at_end
+        ):
+            mark = context_mark
     line, column = (mark.line, mark.column) if mark is not None else (0, 0)
-    lines = text.splitlines()
+    if _libyaml_counts_otherwise(text):
+        line, column = _Remap(text).position(line, column)
+    lines = text_lines(text)
+    start = _clamped(lines, Position(line, column))
     # Point at the offending token: to the end of the line's content from the mark.
-    end = column
-    if line < len(lines):
-        content = lines[line]
-        end = max(column, len(content.rstrip()))
-        if end == column and column < len(content):
-            end = column + 1
+    content = lines[start.line]
+    end = max(start.character, len(content.rstrip()))
+    if end == start.character and start.character < len(content):
+        end = start.character + 1
     problem = exc.problem or "invalid YAML"
     message = f"YAML syntax error: {problem}"
     if exc.context:
-        message += f" ({exc.context})"
-    return error(file, Range.of(line, column, line, end), "FLOE001", message)
+        message += f" ({exc.context}"
+        if mark is context_mark and problem_mark is not None:
+            message += " that starts here"
+        message += ")"
+    return error(file, Range.of(start.line, start.character, start.line, end), "FLOE001", message)
+
+
+def _reader_error(file: str, text: str, exc: yaml.reader.ReaderError) -> Diagnostic:
+    # libyaml reports the offset in the UTF-8 bytes it read.
+    index = len(text.encode("utf-8")[: exc.position].decode("utf-8", "ignore"))
+    at = _position_at(text, index)
+    rng = Range(at, Position(at.line, at.character + 1))
+    character = exc.character if isinstance(exc.character, int) else ord(str(exc.character))
+    message = f"YAML syntax error: character #x{character:04x} is not allowed ({exc.reason})"
+    return error(file, rng, "FLOE001", message)
