@@ -10,12 +10,13 @@ from floe_lsp.completion import locate, type_label
 from floe_lsp.server import FloeLanguageServer
 from floe_lsp.tiers import SECTION_KINDS, definitions, implicit_kinds, references_in
 from floe_runtime.analysis import Position, Project, Range
+from floe_runtime.analysis.secrets import profile_settings
 from floe_runtime.config.introspect import slot_at
 from floe_runtime.config.pipeline import PROFILE_KINDS, Pipeline
 
 
 def profile_markdown(ls: FloeLanguageServer, projects: list[Project], kind: str, name: str) -> str:
-    """What `name` resolves to in each environment (secrets as references only)."""
+    """What `name` resolves to in each environment (secrets as references only, literals masked)."""
     section = PROFILE_KINDS[kind]
     lines = [f"**{kind}** profile `{name}`", ""]
     for project in projects:
@@ -27,7 +28,7 @@ def profile_markdown(ls: FloeLanguageServer, projects: list[Project], kind: str,
                     f"- **{env.name}**: ✗ not defined in `{_shown(project, env.platform_file)}`"
                 )
                 continue
-            settings = ", ".join(f"{k}: `{v}`" for k, v in d.settings())
+            settings = ", ".join(f"{k}: `{v}`" for k, v in profile_settings(section, d.node))
             lines.append(
                 f"- **{env.name}**: `{d.type or '?'}`" + (f" — {settings}" if settings else "")
             )

@@ -14,25 +14,14 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, ValidationError
 
 from floe_runtime.analysis.diagnostics import Diagnostic, Range, error, warning
-from floe_runtime.analysis.loader import NodePath, YamlDocument, YNode, scalar_value
+from floe_runtime.analysis.loader import NodePath, YamlDocument, YNode, scalar_value, text_lines
+from floe_runtime.analysis.secrets import is_literal, looks_like_credential, mask_text, url_secrets
 from floe_runtime.analysis.suggest import closest
 from floe_runtime.config.base import PROFILE_NAME_PATTERN, SECRET_NAME_PATTERN, SecretRef
 from floe_runtime.config.introspect import describe, is_plain_union, keys_at, loc_to_path, slot_at
 from floe_runtime.config.pipeline import PIPELINE_NAME_PATTERN, PROFILE_KINDS, SEMVER_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
-
-# A key whose literal value is a credential. Keys that *name* or *locate* one
-# (`secret_ref`, `token_endpoint`, `client_id`) are not.
-_CREDENTIAL_KEY = re.compile(
-    r"(^|[_-])(password|passwd|pwd|secret|token|api[_-]?key|apikey|private[_-]?key|"
-    r"access[_-]?key|secret[_-]?key|credentials?)($|[_-])",
-    re.IGNORECASE,
-)
-_NOT_CREDENTIAL = re.compile(
-    r"(_ref|_uri|_url|_endpoint|_path|_file|_id|_name|_type|_mode|_method|_ttl|_expiry)$",
-    re.IGNORECASE,
-)
 
 _TYPE_NAMES = {
     "model_type": "a mapping",
@@ -59,17 +48,15 @@ def _takes_a_model(tp: Any) -> bool:
     return any(isinstance(m, type) and issubclass(m, BaseModel) for m in get_args(tp))
 
 
-def looks_like_credential(key: str) -> bool:
-    """Whether a key names a credential (`password`, `api_key`, `client_secret`, ...)."""
-    return bool(_CREDENTIAL_KEY.search(key)) and not _NOT_CREDENTIAL.search(key)
-
-
 def check_literal_credentials(doc: YamlDocument) -> tuple[list[Diagnostic], set[NodePath]]:
-    """FLOE020 by name: literal values under keys that look like credentials.
+    """FLOE020 by name and in URLs: literal credentials, by the rule of `analysis.secrets`.
 
-    Returns the diagnostics and the paths flagged. Fields the model types as a
-    `secret_ref` are caught by `check_schema` from the validation error instead,
-    so this walk needs no model and costs a dict lookup per key.
+    A literal under a key that names a credential (`password: hunter2`), and a
+    credential written inside any URL-valued string (`postgresql://u:pw@h/db`,
+    `...?token=x`). Returns the diagnostics and the paths flagged by name. Fields
+    the model types as a `secret_ref` are caught by `check_schema` from the
+    validation error instead, so this walk needs no model and costs a dict lookup
+    per key.
     """
     found: list[Diagnostic] = []
     paths: set[NodePath] = set()
@@ -79,6 +66,10 @@ def check_literal_credentials(doc: YamlDocument) -> tuple[list[Diagnostic], set[
     stack: list[tuple[NodePath, YNode]] = [((), doc.root)]
     while stack:
         path, node = stack.pop()
+        if node.kind == "scalar":
+            if type(node.value) is str and "://" in node.value:
+                found.extend(_url_credentials(doc, node, path))
+            continue
         if node.kind == "seq":
             stack.extend(((*path, i), child) for i, child in enumerate(node.items))
             continue
@@ -89,19 +80,21 @@ def check_literal_credentials(doc: YamlDocument) -> tuple[list[Diagnostic], set[
             flagged = verdicts.get(key)
             if flagged is None:
                 flagged = verdicts[key] = looks_like_credential(key)
-            if flagged and _is_literal(child):
+            if flagged and is_literal(child):
                 found.append(_literal_credential(doc, child, (*path, key), key))
                 paths.add((*path, key))
+            elif type(child.value) is str and "://" in child.value:  # only a URL holds one
+                found.extend(_url_credentials(doc, child, (*path, key)))
     found.sort(key=lambda d: d.range.start)
     return found, paths
 
 
-def _is_literal(node: YNode) -> bool:
-    return node.kind == "scalar" and node.value is not None and not isinstance(node.value, bool)
+def _secret_name(key: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") or "secret"
 
 
 def _literal_credential(doc: YamlDocument, node: YNode, path: NodePath, key: str) -> Diagnostic:
-    secret_name = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") or "secret"
+    secret_name = _secret_name(key)
     return error(
         doc.file,
         node.range,
@@ -112,6 +105,61 @@ def _literal_credential(doc: YamlDocument, node: YNode, path: NodePath, key: str
         path=list(path),
         secret_name=secret_name,
     )
+
+
+def _url_credentials(doc: YamlDocument, node: YNode, path: NodePath) -> list[Diagnostic]:
+    """FLOE020 for each credential inside the URL `node` holds, on the credential's own text."""
+    value: str = node.value
+    spans = url_secrets(value)
+    if not spans:
+        return []
+    label = _label(path)
+    key = next((str(p) for p in reversed(path) if isinstance(p, str)), "value")
+    hint = (
+        "; write the URL without it and give it as `password: {secret_ref: NAME}`"
+        if key == "uri" and _sibling(doc, path, "type") == "sql"
+        else "; leave it out of the URL and keep it in a secret"
+    )
+    message = f"'{label}' has a credential written inside its URL ({mask_text(value)}){hint}"
+    return [
+        error(
+            doc.file,
+            _substring_range(doc, node, start, end),
+            "FLOE020",
+            message,
+            key=key,
+            path=list(path),
+            secret_name=_secret_name(key),
+            in_url=True,
+        )
+        for start, end in spans
+    ]
+
+
+def _sibling(doc: YamlDocument, path: NodePath, key: str) -> object:
+    parent = doc.node(path[:-1])
+    node = parent.get(key) if parent is not None else None
+    return node.value if node is not None and node.kind == "scalar" else None
+
+
+def _substring_range(doc: YamlDocument, node: YNode, start: int, end: int) -> Range:
+    """Where `value[start:end]` of a one-line scalar is written; the whole value when unsure."""
+    rng = node.range
+    if rng.start.line != rng.end.line:
+        return rng
+    lines = text_lines(doc.text)
+    if rng.start.line >= len(lines):
+        return rng
+    written = lines[rng.start.line][rng.start.character : rng.end.character]
+    part = str(node.value)[start:end]
+    if written == node.value:  # plain: the text is the value
+        at = start
+    else:  # quoted: find the part, unless escapes hide it or it occurs twice
+        at = written.find(part)
+        if at < 0 or written.find(part, at + 1) >= 0:
+            return rng
+    first = rng.start.character + at
+    return Range.of(rng.start.line, first, rng.start.line, first + len(part))
 
 
 def check_schema(
@@ -228,7 +276,7 @@ def _map_error(
     rng = node.range if node is not None else _nearest(doc, path)
     key = _label(path)
     slot = slot_at(model, path, data)
-    if slot is not None and slot.model is SecretRef and node is not None and _is_literal(node):
+    if slot is not None and slot.model is SecretRef and node is not None and is_literal(node):
         return _literal_credential(doc, node, path, str(path[-1]))
     if (
         kind in _SCALAR_TYPE_ERRORS
