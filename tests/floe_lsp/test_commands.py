@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from lsp_helpers import open_doc, uri, wait_for
+import pytest_lsp
+from lsp_helpers import SERVER, open_doc, start, uri, wait_for
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -15,6 +19,14 @@ pytestmark = [
     pytest.mark.asyncio,
     pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _server_without_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers start without COLUMNS, as an editor starts them: GNU readline, once loaded in
+    the test process, exports COLUMNS=80 outside os.environ, and a run would honour it."""
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("COLUMNS")  # unsetenv: the environment a server process inherits
 
 
 async def test_code_lenses_per_environment(client: LanguageClient, project: Path) -> None:
@@ -147,3 +159,106 @@ async def test_environment_setting_picks_the_lenses_and_the_command_env(
         "Run (prod)",
         "Open lineage",
     ]
+
+
+# ---------------------------------------------------------------- a real run, then its lineage page
+
+#: The example's marts and their rows (its seeds: 20 customers, 60 orders).
+MARTS = {"customer_orders": 20, "customer_revenue": 20, "orders": 60}
+ASSETS = ["raw_customers", "raw_orders", "raw_payments", "stg_customers", "stg_orders"]
+ASSETS += ["stg_payments", *MARTS]
+
+
+@pytest_lsp.fixture(config=SERVER, params=["visual-studio-code"])  # type: ignore[untyped-decorator]
+async def vscode_client(
+    lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path
+) -> AsyncIterator[None]:
+    """One client profile for the slow end-to-end run (the command path is the same for all)."""
+    await start(lsp_client, request.param, [project.parent])
+    yield
+    await lsp_client.shutdown_session()
+
+
+def _progress(client: LanguageClient, title: str) -> list[Any]:
+    """The progress of the one command whose begin has this title."""
+    [reports] = [
+        r
+        for r in client.progress_reports.values()
+        if r and isinstance(r[0], types.WorkDoneProgressBegin) and r[0].title == title
+    ]
+    return reports
+
+
+async def _info(client: LanguageClient, text: str) -> None:
+    await wait_for(
+        lambda: any(
+            m.type == types.MessageType.Info and m.message == text for m in client.messages
+        ),
+        what=f"message {text!r}; got {[m.message for m in client.messages]}",
+    )
+
+
+@pytest.mark.slow
+async def test_run_to_success_then_open_lineage(
+    vscode_client: LanguageClient, project: Path
+) -> None:
+    """`floe.run` builds and publishes the example (tables in the catalog, the summary in the
+    reply and a message); `floe.openLineage` writes that run's page and shows it."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    client = vscode_client
+    floe = project / "floe.yaml"
+    open_doc(client, floe)
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="floe.run", arguments=[uri(floe), "dev"])
+    )
+    assert result is not None
+    assert (result["exitCode"], result["cancelled"]) == (0, False), result["output"]
+    lines = result["output"].splitlines()
+    assert re.fullmatch(r"Run succeeded in \d+\.\ds\.", lines[-1]), lines
+    assert "tests: 46 passed, 0 failed, 0 skipped" in lines
+    for name, rows in MARTS.items():  # the summary table's row of each published mart
+        row = rf"\| {name} +\| table +\| success \| +[\d.]+s \| +{rows} \| analytics\.{name} +\|"
+        assert any(re.fullmatch(row, line) for line in lines), (name, lines)
+    await _info(client, f"floe run (dev) succeeded: {lines[-1]}")
+    progress = _progress(client, "floe run (dev)")
+    assert progress[0].cancellable is True
+    assert isinstance(progress[-1], types.WorkDoneProgressEnd) and progress[-1].message == "done"
+    reported = [p.message for p in progress if isinstance(p, types.WorkDoneProgressReport)]
+    assert lines[-1] in reported  # the output streamed as it came
+
+    # The run's tables, in the catalog platform/dev names, with this run's rows.
+    events = [json.loads(x) for x in (project / ".floe" / "lineage.jsonl").read_text().splitlines()]
+    pipeline = [e for e in events if e["job"]["name"] == "customer-analytics"]
+    assert [e["eventType"] for e in pipeline] == ["START", "COMPLETE"]
+    run_id = pipeline[-1]["run"]["runId"]
+    catalog = SqlCatalog(
+        "default",
+        uri=f"sqlite:///{project / '.floe' / 'catalog.db'}",
+        warehouse=(project / ".floe" / "warehouse").as_uri(),
+    )
+    assert {t[-1] for t in catalog.list_tables("analytics")} == set(MARTS)
+    for name, rows in MARTS.items():
+        table = catalog.load_table(("analytics", name))
+        assert table.scan().to_arrow().num_rows == rows, name
+        assert table.properties["floe.run-id"] == run_id
+
+    # Open lineage: the page of that run, written and shown outside the editor.
+    assert client.shown_documents == []
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="floe.openLineage", arguments=[uri(floe), "dev"])
+    )
+    assert result is not None
+    assert (result["exitCode"], result["cancelled"]) == (0, False), result["output"]
+    assert result["output"].splitlines()[-1] == "Lineage page: target/floe/lineage.html"
+    page = project / "target" / "floe" / "lineage.html"
+    assert client.shown_documents == [types.ShowDocumentParams(uri=uri(page), external=True)]
+    await _info(client, "floe lineage (dev) succeeded: Lineage page: target/floe/lineage.html")
+    html = page.read_text(encoding="utf-8")
+    assert f"run {run_id[:8]}" in html
+    assert re.search(r'id="run-state"[^>]*>COMPLETE<', html)
+    assert "<span>9 jobs · 46 tests passed</span>" in html
+    for name in ASSETS:
+        assert (
+            f'data-name="{name}" data-full-name="customer-analytics.{name}" data-state="COMPLETE"'
+        ) in html, name
