@@ -46,12 +46,26 @@ MAX_DEPTH = 6
 
 
 def file_kind(path: Path) -> str | None:
-    """'pipeline' for floe.yaml, 'platform' for platform.yaml, None otherwise."""
+    """'pipeline' for floe.yaml, 'platform' for a platform.yaml of a pipeline, None otherwise.
+
+    A platform.yaml belongs to the floe.yaml beside it or two folders up
+    (`platform/<env>/platform.yaml`), or is the one `FLOE_PLATFORM_FILE` names;
+    any other platform.yaml (a monorepo's `infra/platform.yaml`) is not a floe file:
+    no diagnostics, no features.
+    """
     if path.name == PIPELINE_FILE:
         return "pipeline"
-    if path.name == PLATFORM_FILE:
+    if path.name == PLATFORM_FILE and _belongs_to_pipeline(path):
         return "platform"
     return None
+
+
+def _belongs_to_pipeline(path: Path) -> bool:
+    named = os.environ.get("FLOE_PLATFORM_FILE")
+    if named and Path(named).expanduser().resolve() == path.resolve():
+        return True  # every pipeline's one environment, as a Kubernetes mount is
+    owner = platform_file_environment(path)
+    return owner is not None and (owner[0] / PIPELINE_FILE).is_file()
 
 
 def find_pipelines(folder: Path) -> Iterator[Path]:
@@ -85,6 +99,8 @@ class WorkspaceState:
         # The last text of each file that parsed: completion and hover keep knowing the
         # profiles of a platform.yaml while it is half-typed.
         self._last_good: dict[Path, Checked[Any]] = {}
+        #: Called with each pipeline seen for the first time (the file watcher covers its folder).
+        self.on_new_project: list[Callable[[Project], None]] = []
 
     # ------------------------------------------------------------ reading
     def read(self, path: Path) -> str | None:
@@ -127,8 +143,12 @@ class WorkspaceState:
         except ProjectError:
             self.forget(pipeline_file)
             return None
+        known = project.pipeline_file in self.projects
         self.projects[project.pipeline_file] = project
         self._analyses.pop(project.pipeline_file, None)
+        if not known:
+            for listener in self.on_new_project:
+                listener(project)
         return project
 
     def forget(self, pipeline_file: Path) -> None:
