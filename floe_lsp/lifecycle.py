@@ -1,16 +1,24 @@
-"""Initialize: read what the client can do, find every pipeline, watch the files."""
+"""Initialize: read what the client can do, find every pipeline, watch the files.
+
+A client that can watch files is asked to (dynamic registration); for one that
+cannot, the server watches them itself (`floe_lsp.watch`, loaded only then).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from floe_lsp.server import FloeLanguageServer, register_pull_diagnostics
+
+if TYPE_CHECKING:
+    from floe_lsp.watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +34,8 @@ def _get(obj: Any, *names: str) -> Any:
 
 
 def register(server: FloeLanguageServer) -> None:
-    """Register initialize/initialized and workspace-folder handlers."""
+    """Register initialize/initialized, shutdown and workspace-folder handlers."""
+    watchers: list[Watcher] = []  # the server's own file watcher, when it runs one
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: FloeLanguageServer, params: types.InitializeParams) -> None:
@@ -83,6 +92,19 @@ def register(server: FloeLanguageServer) -> None:
         from floe_lsp.commands import refresh_environment
 
         await refresh_environment(ls)
+        if not ls.watch_registered:
+            # No client watching (Neovim on Linux): changes made on disk would go unseen.
+            try:
+                from floe_lsp.watch import start
+
+                watchers.append(await start(ls, _folders(ls)))
+            except Exception as exc:  # no watching is no reason to stop serving
+                log.warning("could not watch the workspace's files: %s", exc)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: FloeLanguageServer, params: None) -> None:
+        while watchers:
+            watchers.pop().stop()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def folders_changed(
@@ -101,6 +123,15 @@ def register(server: FloeLanguageServer) -> None:
         added = [p for p in (path_of(f.uri) for f in params.event.added) if p is not None]
         ls.state.scan(added)
         publish_all(ls)
+        if watchers:
+            from floe_lsp.watch import cover
+
+            for removed in params.event.removed:
+                root = path_of(removed.uri)
+                if root is not None:
+                    asyncio.ensure_future(asyncio.to_thread(watchers[0].uncover, root))
+            for folder in added:
+                asyncio.ensure_future(cover(ls, watchers[0], folder))
 
 
 def path_of(uri: str) -> Path | None:
