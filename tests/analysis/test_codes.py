@@ -55,16 +55,18 @@ def test_floe001_syntax_error(make_project: MakeProject) -> None:
     diag = only(run(root), "FLOE001")
     assert diag.file == str(root / "floe.yaml")
     assert diag.severity is Severity.ERROR
-    # libyaml reports the unterminated quote where the input ends.
-    assert diag.range.start.line == 3
-    assert "YAML syntax error" in diag.message
+    # The unclosed quote where it opens (libyaml notices it at the end of the input): from
+    # `"` after `version: ` to the end of that line.
+    assert diag.range == Range.of(1, 9, 1, len('version: "1.0.0'))
+    assert diag.message.startswith("YAML syntax error: ")
 
 
 def test_floe001_in_platform_file(make_project: MakeProject) -> None:
     root = make_project(FLOE, {"dev": "version: '1'\nstorage: [a\n"})
     diag = only(run(root), "FLOE001")
     assert diag.file == str(root / "platform" / "dev" / "platform.yaml")
-    assert diag.range == Range.of(2, 0, 2, 0)
+    # The unclosed bracket where it opens, to the end of its line.
+    assert diag.range == Range.of(1, len("storage: "), 1, len("storage: [a"))
 
 
 def test_floe002_duplicate_key(make_project: MakeProject) -> None:
