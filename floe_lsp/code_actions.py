@@ -190,7 +190,8 @@ def actions_for(ls: FloeLanguageServer, path: Path, diag: Diagnostic) -> list[ty
                     f"Add {data.get('kind')} profile '{profile}' to {shown}",
                     _edit(ls, pf, rng, text),
                 )
-    elif diag.code == "FLOE020":
+    elif diag.code == "FLOE020" and not data.get("in_url"):
+        # A credential inside a URL has no secret_ref form in place: the message says what to do.
         name = str(data.get("secret_name") or "secret")
         action(
             f"Move this literal credential to a secret_ref ({name})",
