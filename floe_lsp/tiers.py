@@ -7,7 +7,7 @@ ask the same questions, answered here from the engine's documents.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from floe_lsp.server import FloeLanguageServer
 from floe_runtime.analysis import Project, Range
 from floe_runtime.analysis.loader import YamlDocument, YNode
+from floe_runtime.analysis.secrets import shown
 from floe_runtime.config.pipeline import PROFILE_KINDS
 
 #: platform.yaml section → the floe.yaml key that references it.
@@ -55,27 +56,10 @@ class ProfileDef:
         tag = self.node.get("type") if self.node.kind == "map" else None
         return str(tag.value) if tag is not None and tag.kind == "scalar" else None
 
-    def settings(self) -> Iterator[tuple[str, str]]:
-        """Printable settings; secrets only ever as `secret_ref` names."""
-        if self.node.kind != "map":
-            return
-        for key, child in self.node.entries.items():
-            if key == "type":
-                continue
-            yield key, describe(child)
 
-
-def describe(node: YNode) -> str:
-    """A short, secret-safe rendering of a value."""
-    if node.kind == "scalar":
-        return node.raw
-    if node.kind == "map":
-        ref = node.get("secret_ref")
-        if ref is not None and len(node.entries) == 1:
-            return f"secret_ref {ref.raw}"
-        inner = ", ".join(f"{k}: {describe(v)}" for k, v in node.entries.items())
-        return "{" + inner + "}"
-    return "[" + ", ".join(describe(i) for i in node.items) + "]"
+def describe(node: YNode, key: str = "") -> str:
+    """A short rendering of a value (under `key`) that never shows a credential."""
+    return shown(key, node)
 
 
 def platform_doc(ls: FloeLanguageServer, path: Path) -> YamlDocument | None:
