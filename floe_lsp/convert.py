@@ -6,6 +6,7 @@ and call these helpers when they build a response or read a request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,9 +39,17 @@ def path_of(uri: str) -> Path | None:
     return Path(fs).resolve()
 
 
+#: One line and its break, as the LSP counts breaks.
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
 def split_lines(text: str) -> list[str]:
-    """Lines as LSP counts them (\\n, \\r\\n, \\r), each with its terminator."""
-    return text.splitlines(True)
+    """Lines as LSP counts them (\\n, \\r\\n, \\r), each with its terminator.
+
+    Not `str.splitlines`: it also breaks at U+2028, U+0085, \\v, \\f and others,
+    which LSP clients count as ordinary characters.
+    """
+    return _LINES.findall(text) if text else []
 
 
 class Converter:
@@ -85,6 +94,34 @@ class Converter:
             message=diag.message,
             data=_plain(diag.data) or None,
         )
+
+
+def apply_change(
+    codec: PositionCodec, text: str, change: types.TextDocumentContentChangeEvent
+) -> str:
+    """`text` after one `didChange` content change, lines counted as the LSP counts them.
+
+    Not pygls's document: it splits lines with `str.splitlines`, so an edit below a
+    U+2028 or U+0085 would land a line too high. A range past the end is clamped to it.
+    """
+    if not isinstance(change, types.TextDocumentContentChangePartial):
+        return change.text
+    conv = Converter(codec, text)
+    offsets = [0]
+    for line in conv.lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def offset(pos: types.Position) -> int:
+        if pos.line < 0:
+            return 0
+        if pos.line >= len(conv.lines):
+            return len(text)
+        at = conv.from_client(types.Position(line=pos.line, character=max(pos.character, 0)))
+        return offsets[pos.line] + at.character
+
+    start, end = offset(change.range.start), offset(change.range.end)
+    start, end = min(start, end), max(start, end)
+    return text[:start] + change.text + text[end:]
 
 
 def _plain(data: dict[str, object]) -> dict[str, object]:
