@@ -58,16 +58,6 @@ async def unwatched(
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=SERVER, params=["visual-studio-code"])  # type: ignore[untyped-decorator]
-async def watched_client(
-    lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path
-) -> AsyncIterator[None]:
-    """A server for a client that watches files itself (VS Code)."""
-    await start(lsp_client, request.param, [project.parent])
-    yield
-    await lsp_client.shutdown_session()
-
-
 async def lens_titles(client: LanguageClient, floe: Path) -> list[str]:
     lenses = await client.text_document_code_lens_async(
         types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri(floe)))
@@ -186,21 +176,24 @@ async def test_a_new_pipeline_outside_the_workspace_folders_is_watched_once_open
 
 
 @pytest.mark.asyncio
-async def test_a_client_that_watches_gets_no_second_watcher(
-    watched_client: LanguageClient, project: Path
+async def test_only_a_client_that_cannot_watch_gets_the_servers_watcher(
+    client: LanguageClient, project: Path
 ) -> None:
-    client = watched_client
-    await wait_for(
-        lambda: any(
-            r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
-            for r in client.floe_registrations  # type: ignore[attr-defined]
-        ),
-        what="the watch registration",
-    )
-    open_doc(client, project / "floe.yaml")
-    await wait_for(lambda: uri(project / "floe.yaml") in client.diagnostics, what="diagnostics")
-    await asyncio.sleep(0.5)
-    assert watching(client) == []
+    floe = project / "floe.yaml"
+    open_doc(client, floe)
+    await wait_for(lambda: uri(floe) in client.diagnostics, what="diagnostics")
+    registered = [
+        r.method
+        for r in client.floe_registrations  # type: ignore[attr-defined]
+        if r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
+    ]
+    if client.floe_profile == "neovim":  # type: ignore[attr-defined]
+        await wait_for(lambda: bool(watching(client)), timeout=10, what="the server's own watch")
+        assert registered == []
+    else:  # VS Code watches, and is asked to
+        await asyncio.sleep(0.5)
+        assert registered == [types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
+        assert watching(client) == []
 
 
 # ------------------------------------------------------------------ the watcher on its own
@@ -258,9 +251,7 @@ def test_watchdog_is_not_loaded_before_initialized() -> None:
     # The `initialize` answer waits for nothing but pygls: watchdog loads with the watcher.
     probe = (
         "import sys; from floe_lsp.server import create_server; create_server(); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'watchdog', 'floe_runtime'}))"
+        "import floe_lsp.lifecycle; print('watchdog' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
