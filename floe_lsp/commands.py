@@ -1,16 +1,20 @@
 """Commands and code lenses: compile, run and open lineage, each in a subprocess.
 
 The server process never imports dbt, Dagster or pyiceberg: every command runs
-`python -m floe_runtime <command>` with work-done progress, can be cancelled
-from the client (progress cancel or request cancel kills the subprocess), and
-reports its outcome as a message or, for lineage, a `window/showDocument`.
+`python -m floe_runtime <command>` in its own process group with work-done
+progress, can be cancelled from the client (progress cancel or `$/cancelRequest`
+stops the whole group: SIGTERM, so the run ends its lineage with ABORT, then
+SIGKILL after a short grace), and reports its outcome as a message or, for
+lineage, a `window/showDocument`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 import uuid
 from collections import deque
@@ -25,6 +29,41 @@ log = logging.getLogger(__name__)
 #: Command id → floe-runtime subcommand.
 COMMANDS = {"floe.compile": "compile", "floe.run": "run", "floe.openLineage": "lineage"}
 TITLES = {"compile": "Compile", "run": "Run", "lineage": "Open lineage"}
+
+
+#: Seconds a cancelled command's processes get after SIGTERM before SIGKILL.
+STOP_GRACE_SECONDS = 1.0
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def stop_group(proc: asyncio.subprocess.Process, grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop a command started in its own process group: SIGTERM, `grace` seconds, SIGKILL.
+
+    The group holds floe and every dbt process it started; SIGKILL goes to the group
+    even when floe exited in time, for anything it left behind.
+    """
+    _signal_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), grace)
+    _signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _cancel_with_request(ls: FloeLanguageServer, task: asyncio.Task[Any]) -> None:
+    """Cancel `task` when the client cancels the request it serves.
+
+    pygls answers `$/cancelRequest` for workspace/executeCommand by cancelling the
+    request's own future (and replying RequestCancelled), but the command handler
+    runs as a separate task that would go on: follow that future.
+    """
+    futures = getattr(ls.protocol, "_request_futures", None)
+    request = futures.get(ls.protocol.msg_id) if isinstance(futures, dict) else None
+    if request is not None:
+        request.add_done_callback(lambda future: task.cancel() if future.cancelled() else None)
 
 
 def _progress_supported(ls: FloeLanguageServer) -> bool:
@@ -43,6 +82,9 @@ async def run_command(
     from floe_lsp.convert import path_of
     from floe_runtime.analysis.project import PIPELINE_FILE
 
+    this = asyncio.current_task()
+    if this is not None:
+        _cancel_with_request(ls, this)
     target = path_of(str(args[0])) if args else None
     env = str(args[1]) if len(args) > 1 and args[1] else None
     if target is None:
@@ -77,6 +119,7 @@ async def run_command(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"},
+        start_new_session=True,  # its own process group: cancel stops dbt too
     )
     tail: deque[str] = deque(maxlen=20)
     cancelled = False
@@ -104,13 +147,14 @@ async def run_command(
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if watcher is not None and watcher in done and not reader.done():
             cancelled = True
-            proc.kill()
+            await stop_group(proc)
         await reader
         code = await proc.wait()
-    except asyncio.CancelledError:  # $/cancelRequest from the client
+    except asyncio.CancelledError:  # $/cancelRequest from the client (already answered)
         cancelled = True
-        proc.kill()
-        await proc.wait()
+        reader.cancel()
+        await stop_group(proc)
+        _message(ls, types.MessageType.Warning, f"{title} cancelled")
         raise
     finally:
         if watcher is not None:

@@ -116,7 +116,11 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
     err_console = Console(file=sys.stderr, highlight=False, soft_wrap=True, width=width)
     from floe_runtime.runtime.dbt_project import DbtParseError
-    from floe_runtime.runtime.runner import CatalogUnavailable, run_pipeline
+    from floe_runtime.runtime.runner import CatalogUnavailable, RunStopper, run_pipeline
+
+    # Before any thread starts: cancel (SIGTERM), Ctrl-C and hang-up abort the run cleanly.
+    stopper = RunStopper()
+    stopper.arm()
 
     console.print(
         f"[bold]floe-runtime run[/bold] {artifacts.pipeline.name} "
@@ -135,6 +139,7 @@ def run(path: Path | None, env: str | None, select: str | None, full_refresh: bo
             warn=lambda msg: err_console.print(
                 f"[yellow]warning:[/yellow] {secrets.redact(msg)}", markup=True
             ),
+            stopper=stopper,
         )
     except CatalogUnavailable as exc:
         fail(str(exc))

@@ -13,6 +13,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,32 @@ from floe_runtime.runtime.plan import (
 from floe_runtime.runtime.secrets import resolve_secrets
 from floe_runtime.runtime.session import RunSession, strip_ansi
 from floe_runtime.runtime.translator import FloeDbtTranslator
+
+#: `python -c DBT_LAUNCHER ARGS` is `dbt ARGS` in a process that dies with floe: when its
+#: parent goes (even by kill -9) the kernel sends it SIGKILL (Linux PR_SET_PDEATHSIG), and
+#: the stop signals floe blocks for itself (runner.RunStopper) are unblocked again.
+DBT_LAUNCHER = "\n".join(
+    [
+        "import ctypes, os, signal, sys",
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])",
+        "prctl = getattr(ctypes.CDLL(None), 'prctl', None)",
+        "if prctl is not None:",
+        "    prctl(1, signal.SIGKILL)",  # PR_SET_PDEATHSIG
+        "if str(os.getppid()) != os.environ.get('FLOE_PARENT_PID', str(os.getppid())):",
+        "    os._exit(137)",  # floe died before the line above took effect
+        "sys.argv[0] = 'dbt'",
+        "from dbt.cli.main import cli",
+        "sys.exit(cli())",
+    ]
+)
+
+
+def dbt_command(args: list[str]) -> list[str]:
+    """The command line of `dbt ARGS`: through DBT_LAUNCHER when dbt is beside this Python."""
+    executable = dbt_executable()
+    if Path(executable).parent == Path(sys.executable).parent:
+        return [sys.executable, "-c", DBT_LAUNCHER, *args]
+    return [executable, *args]
 
 
 def dbt_invocation(
@@ -68,9 +95,10 @@ def dbt_invocation(
         "DBT_LOG_PATH": str(prepared.target_path),
         "DBT_PROFILES_DIR": str(prepared.profiles_dir),
         "DBT_PROJECT_DIR": target.project_dir,
+        "FLOE_PARENT_PID": str(os.getpid()),
     }
     return DbtCliInvocation.run(
-        args=[dbt_executable(), *args, "--target", target.target],
+        args=dbt_command([*args, "--target", target.target]),
         env=environ,
         manifest=plan.manifest,
         dagster_dbt_translator=translator,
@@ -221,7 +249,10 @@ def _dbt_build(
         args += ["--vars", json.dumps(target.vars)]
     log_path = plan.prepared.target_path / "dagster-dbt.log"
     invocation = dbt_invocation(args, plan, translator, session.secrets.env())
-    with log_path.open("a" if number else "w", encoding="utf-8") as log:
+    session.track(invocation.process)
+    with contextlib.ExitStack() as stack:
+        stack.callback(session.untrack, invocation.process)
+        log = stack.enter_context(log_path.open("a" if number else "w", encoding="utf-8"))
         events = invocation.stream_raw_events()
         while True:
             # dagster-dbt echoes every dbt event to stdout: keep it in a log file.
@@ -248,6 +279,7 @@ def _dbt_build(
 def _dbt_error(error: BaseException | None) -> str:
     """dbt's own words from dagster-dbt's error (which wraps them in the whole command line)."""
     text = strip_ansi(str(error or "dbt build failed"))
+    text = text.replace(f"{sys.executable} -c {DBT_LAUNCHER}", "dbt")
     marker = "Errors parsed from dbt logs:"
     if marker in text:
         text = text.split(marker, 1)[1]

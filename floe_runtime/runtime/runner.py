@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
 import uuid
 import warnings
@@ -23,8 +27,56 @@ from floe_runtime.runtime.session import (
 QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+#: What stops a run: SIGTERM (the editor's cancel, `kill`), SIGINT (Ctrl-C), SIGHUP (terminal closed).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
 class CatalogUnavailable(Exception):
     """The Iceberg catalog could not be opened (checked before anything runs)."""
+
+
+class RunStopper:
+    """Stops this process's run on a stop signal: dbt ended, nothing more published, ABORT, exit.
+
+    For a process that runs one pipeline and then exits (`floe-runtime run`). The
+    signals are blocked in every thread and taken by one waiting thread, so they
+    never reach Python's handlers: Dagster installs its own for SIGTERM and SIGINT
+    and would turn them into a step failure that still finishes (and publishes) the
+    run. `arm()` must run before any other thread starts, since threads inherit
+    the blocked mask from the one that starts them. The dbt processes unblock the
+    signals again for themselves (see assets.DBT_LAUNCHER).
+    """
+
+    def __init__(self, grace: float = 0.5) -> None:
+        #: The run to abort; None until it exists (a signal before then just exits).
+        self.session: RunSession | None = None
+        self.grace = grace
+
+    def arm(self) -> None:
+        """Block the stop signals in this (the main) thread and start the thread taking them."""
+        from multiprocessing import resource_tracker
+
+        # Starting multiprocessing's resource tracker (for the first semaphore something
+        # creates) unblocks SIGINT and SIGTERM in the calling thread: start it now.
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        threading.Thread(target=self._wait, name="floe-stop", daemon=True).start()
+
+    def _wait(self) -> None:
+        signum = signal.sigwait(STOP_SIGNALS)
+        name = signal.Signals(signum).name
+        session = self.session
+        aborted = False
+        if session is not None:
+            with contextlib.suppress(Exception):  # exit whatever happens
+                session.abort(f"run cancelled ({name})", grace=self.grace)
+                aborted = True
+        what = "; nothing more was published" if aborted else ""
+        with contextlib.suppress(OSError):
+            os.write(2, f"\nfloe-runtime: run cancelled ({name}){what}.\n".encode())
+        # Not sys.exit: Dagster's unwinding would finish the run; the main thread is
+        # anywhere, and the run's files are already complete.
+        os._exit(128 + signum)
 
 
 @dataclass
@@ -53,11 +105,13 @@ def run_pipeline(
     observer: RunObserver | None = None,
     warn: Callable[[str], None] | None = None,
     run_id: str | None = None,
+    stopper: RunStopper | None = None,
 ) -> RunOutcome:
     """Run the pipeline in process: dbt via dagster-dbt `materialize`, publish, trace, lineage.
 
     Raises DbtParseError (a project does not parse), SelectionError (nothing selected) or
-    CatalogUnavailable before anything runs.
+    CatalogUnavailable before anything runs. An armed `stopper` aborts this run on a
+    stop signal.
     """
     from dagster import materialize
 
@@ -73,6 +127,8 @@ def run_pipeline(
         observer=observer or _QuietObserver(),
         **session_kwargs,
     )
+    if stopper is not None:
+        stopper.session = session
     try:
         session.catalog()
     except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -131,6 +132,8 @@ class RunSession:
     errors: list[str] = field(default_factory=list)
     #: dbt stopped before running any node (compilation or adapter start-up error).
     fatal: bool = False
+    #: The run was stopped (abort): nothing more is published, no lineage but ABORT.
+    cancelled: bool = False
 
     def __post_init__(self) -> None:
         self.telemetry: Telemetry = create_telemetry(self.artifacts, self.secrets)
@@ -144,8 +147,12 @@ class RunSession:
         self._pending_complete: list[str] = []
         self._settled: set[str] = set()  # nodes whose publishing and lineage are done
         self._read_lock = threading.Lock()
-        self._emit_lock = threading.Lock()
+        # Every lineage event and the run span's end go through this lock, so an abort
+        # from another thread never interleaves with (or follows) the run's own events.
+        self._emit_lock = threading.RLock()
         self._catalog: Any = None
+        self._children: set[subprocess.Popen[bytes]] = set()
+        self._state = "new"  # new → started → finished
         self.started = time.monotonic()
 
     # -- attributes shared by every span
@@ -160,10 +167,72 @@ class RunSession:
 
     def start(self) -> None:
         """Open the run span and emit the pipeline's START event."""
-        self._root = self.telemetry.tracer.start_span(
-            f"floe.run {self.artifacts.pipeline.name}", attributes=self.base_attributes()
-        )
-        self.lineage.pipeline_event(RunState.START)
+        with self._emit_lock:
+            if self.cancelled:
+                return
+            self._root = self.telemetry.tracer.start_span(
+                f"floe.run {self.artifacts.pipeline.name}", attributes=self.base_attributes()
+            )
+            self.lineage.pipeline_event(RunState.START)
+            self._state = "started"
+
+    # -- stopping a run
+    def track(self, process: subprocess.Popen[bytes]) -> None:
+        """A dbt process of this run (stopped with the run on abort)."""
+        self._children.add(process)
+        if self.cancelled:  # started while an abort was under way
+            self._stop_children(0.0)
+
+    def untrack(self, process: subprocess.Popen[bytes]) -> None:
+        """A dbt process that ended."""
+        self._children.discard(process)
+
+    def abort(self, reason: str, grace: float = 0.5, lock_timeout: float = 2.0) -> None:
+        """Stop the run now, from any thread: dbt ended, nothing more published, lineage ABORT.
+
+        dbt gets SIGTERM, then SIGKILL after `grace` seconds. Every open lineage run and
+        the pipeline's own run end with ABORT; the run span ends as an error. Publishing
+        threads check `cancelled` before each table, so no table starts to publish
+        after this (a commit already under way is one atomic Iceberg commit).
+        """
+        self.cancelled = True
+        self._stop_children(grace)
+        # A thread stuck inside an emit (a lineage backend that hangs) must not stop the abort.
+        if not self._emit_lock.acquire(timeout=lock_timeout):
+            return
+        try:
+            if self._state != "started":
+                return
+            self._state = "finished"
+            for unique_id in list(self._open_runs):
+                self._end_run(unique_id, RunState.ABORT, error=reason)
+            for span in list(self._spans.values()):
+                span.set_status(Status(StatusCode.ERROR, reason[:500]))
+                span.end()
+            self._spans.clear()
+            if self._root is not None:
+                self._root.set_attribute("floe.status", "cancelled")
+                self._root.set_status(Status(StatusCode.ERROR, reason[:500]))
+                self._root.end()
+                self._root = None
+            self.lineage.pipeline_event(RunState.ABORT, reason)
+        finally:
+            self._emit_lock.release()
+        with contextlib.suppress(Exception):
+            self.telemetry.shutdown(timeout_millis=500)
+
+    def _stop_children(self, grace: float) -> None:
+        alive = [p for p in list(self._children) if p.poll() is None]
+        for process in alive:
+            with contextlib.suppress(OSError):
+                process.terminate()
+        deadline = time.monotonic() + grace
+        for process in alive:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    process.kill()
 
     @property
     def failed(self) -> bool:
@@ -173,8 +242,16 @@ class RunSession:
         """End every open span and lineage run, then the run's own; flush exporters.
 
         Whatever stopped the run early (an exception, Dagster, a cancelled step),
-        no model's lineage run stays START-only and no span stays open.
+        no model's lineage run stays START-only and no span stays open. After an
+        abort there is nothing left to do.
         """
+        with self._emit_lock:
+            if self._state == "finished":
+                return
+            self._finish()
+
+    def _finish(self) -> None:
+        self._state = "finished"
         failed = self.failed
         reason = "; ".join(self.errors) or "the run ended before this node finished"
         for unique_id in list(self._open_runs):
@@ -213,6 +290,18 @@ class RunSession:
         manifest: Mapping[str, Any],
         translator: FloeDbtTranslator,
     ) -> None:
+        with self._emit_lock:
+            if self.cancelled:
+                return
+            self._begin_run_locked(unique_id, props, manifest, translator)
+
+    def _begin_run_locked(
+        self,
+        unique_id: str,
+        props: Mapping[str, Any],
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+    ) -> None:
         run = _OpenRun(
             translator.lineage_job_name(props),
             translator.lineage_job_type(props),
@@ -243,9 +332,23 @@ class RunSession:
         outputs: list[Dataset] | None = None,
         error: str | None = None,
     ) -> None:
-        run = self._open_runs.pop(unique_id, None)
-        if run is None:
-            return
+        with self._emit_lock:
+            if self.cancelled and state is not RunState.ABORT:
+                return
+            run = self._open_runs.pop(unique_id, None)
+            if run is None:
+                return
+            self._emit_end(unique_id, run, state, inputs, outputs, error)
+
+    def _emit_end(
+        self,
+        unique_id: str,
+        run: _OpenRun,
+        state: RunState,
+        inputs: list[Dataset] | None,
+        outputs: list[Dataset] | None,
+        error: str | None,
+    ) -> None:
         result = self.results.get(unique_id)
         self.lineage.model_event(
             state,
@@ -439,6 +542,8 @@ class RunSession:
         relation for inspection); failed or skipped nodes publish nothing. Lineage
         gets the relations' real columns, row counts and the tests' results.
         """
+        if self.cancelled:
+            return
         mine = [
             r
             for uid, r in self.results.items()
@@ -565,11 +670,14 @@ class RunSession:
                 by_node.setdefault(tested, []).append(assertion)
         for tested, assertions in sorted(by_node.items()):
             props = _props(manifest, tested)
-            self.lineage.test_event(
-                translator.lineage_tests_job_name(props),
-                [translator.compute_dataset(props, columns.get(tested), assertions=assertions)],
-                source_path=translator.source_path(props),
-            )
+            with self._emit_lock:
+                if self.cancelled:
+                    return
+                self.lineage.test_event(
+                    translator.lineage_tests_job_name(props),
+                    [translator.compute_dataset(props, columns.get(tested), assertions=assertions)],
+                    source_path=translator.source_path(props),
+                )
 
     def _publish_all(
         self,
@@ -627,6 +735,8 @@ class RunSession:
         translator: FloeDbtTranslator,
         columns: Mapping[str, list[tuple[str, str]]],
     ) -> None:
+        if self.cancelled:
+            return
         props = _props(manifest, result.unique_id)
         namespace, table = translator.iceberg_identifier(props)
         parent = self._spans.get(result.unique_id) or self._root
@@ -649,6 +759,8 @@ class RunSession:
                 )
                 with self._read_lock:  # one reader connection; reads are quick
                     data = reader.read(relation)
+                if self.cancelled:  # stopped while this table was being read
+                    return
                 result.published = publish_table(
                     self.catalog(),
                     namespace,
