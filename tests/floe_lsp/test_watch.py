@@ -176,6 +176,30 @@ async def test_a_new_pipeline_outside_the_workspace_folders_is_watched_once_open
 
 
 @pytest.mark.asyncio
+async def test_a_workspace_folder_added_later_is_watched(
+    unwatched: LanguageClient, project: Path, tmp_path: Path
+) -> None:
+    client = unwatched
+    await wait_for(lambda: bool(watching(client)), timeout=10, what="the server's own watch")
+    added = tmp_path / "added"
+    shutil.copytree(project, added / "pipeline")
+    client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(
+                added=[types.WorkspaceFolder(uri=uri(added), name="added")], removed=[]
+            )
+        )
+    )
+    await wait_for(lambda: len(watching(client)) == 2, timeout=10, what="the added folder's watch")
+    assert watching(client)[1] == f"floe: watching {added.resolve()} for changes on disk (inotify)"
+    dev = added / "pipeline" / "platform" / "dev" / "platform.yaml"
+    dev.write_text(dev.read_text() + "storag: oops\n")
+    await wait_for(
+        lambda: bool(messages(client, dev, "FLOE003")), timeout=WITHIN, what="FLOE003 on disk edit"
+    )
+
+
+@pytest.mark.asyncio
 async def test_only_a_client_that_cannot_watch_gets_the_servers_watcher(
     client: LanguageClient, project: Path
 ) -> None:
