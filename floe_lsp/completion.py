@@ -94,30 +94,69 @@ def _docs(ls: FloeLanguageServer, text: str | None) -> types.MarkupContent | Non
     return types.MarkupContent(kind=kind, value=text)
 
 
+@dataclass(frozen=True)
+class Spot:
+    """Where a completion edit goes: the cursor's span, shaped for what surrounds it."""
+
+    cur: Cursor
+    conv: Converter
+
+    def _range(self, span: tuple[int, int]) -> types.Range:
+        line = self.cur.line
+        return self.conv.range(Range(Position(line, span[0]), Position(line, span[1])))
+
+    def key(self, body: str) -> types.TextEdit:
+        """An edit putting a key (with what follows it) at the cursor."""
+        cur = self.cur
+        # A quoted key still without its `:` is replaced with its quotes: the body brings one.
+        span = cur.outer if cur.quote and cur.outer is not None and not cur.colon else None
+        return types.TextEdit(range=self._range(span or cur.edit_span), new_text=cur.lead + body)
+
+    def value(self, text: str, string: str | None = None) -> types.TextEdit:
+        """An edit putting a value, as YAML `text`, at the cursor.
+
+        `string` is the value when it is a plain string: inside quotes it goes in
+        as it is; any other value replaces the quotes too.
+        """
+        cur = self.cur
+        if cur.quote and string is not None and cur.quote not in string and "\\" not in string:
+            return types.TextEdit(range=self._range(cur.edit_span), new_text=string)
+        if cur.quote and cur.outer is not None:
+            return types.TextEdit(range=self._range(cur.outer), new_text=text)
+        return types.TextEdit(range=self._range(cur.edit_span), new_text=cur.lead + text)
+
+
 def key_item(
     ls: FloeLanguageServer,
     key: str,
     info: FieldInfo,
-    edit_range: types.Range,
-    indent: str,
+    spot: Spot,
     tags: list[str] | None = None,
 ) -> types.CompletionItem:
     """A completion item for a key, with a snippet shaped for its value when allowed.
 
-    `tags` lists every value of a tagged union's tag when `key` is that tag.
+    `tags` lists every value of a tagged union's tag when `key` is that tag. A
+    key that already has its `:` is replaced by the name alone; inside a flow
+    collection the value's snippet is in flow style, on the line.
     """
     slot = slot_of_field(key, info)
     required = info.is_required()
     detail = type_label(slot)
     if tags:
         detail = " | ".join(tags)
-    if ls.snippets:
+    cur = spot.cur
+    indent = " " * (cur.start + len(cur.lead))
+    nested = slot.model is not None or slot.is_mapping or slot.discriminator is not None
+    if cur.colon:
+        body = key
+        fmt = types.InsertTextFormat.PlainText
+    elif ls.snippets:
         if slot.model is SecretRef:
             body = f"{key}: {{secret_ref: ${{1:name}}}}"
-        elif slot.model is not None or slot.is_mapping or slot.discriminator is not None:
-            body = f"{key}:\n{indent}  $0"
+        elif nested:
+            body = f"{key}: {{$0}}" if cur.flow else f"{key}:\n{indent}  $0"
         elif slot.is_list:
-            body = f"{key}:\n{indent}  - $0"
+            body = f"{key}: [$0]" if cur.flow else f"{key}:\n{indent}  - $0"
         elif tags or slot.enum_values:
             choices = ",".join(_escape(_as_yaml_value(v)) for v in (tags or slot.enum_values))
             body = f"{key}: ${{1|{choices}|}}"
@@ -135,23 +174,22 @@ def key_item(
         sort_text=("0" if required else "1") + key,
         filter_text=key,
         insert_text_format=fmt,
-        text_edit=types.TextEdit(range=edit_range, new_text=body),
+        text_edit=spot.key(body),
     )
 
 
 def value_item(
     ls: FloeLanguageServer,
     label: str,
-    edit_range: types.Range,
+    edit: types.TextEdit,
     *,
     detail: str | None = None,
     doc: str | None = None,
     kind: types.CompletionItemKind = types.CompletionItemKind.Value,
-    text: str | None = None,
     snippet: bool = False,
     sort: str | None = None,
 ) -> types.CompletionItem:
-    """A completion item for a value."""
+    """A completion item for a value (or a name), inserted by `edit`."""
     return types.CompletionItem(
         label=label,
         kind=kind,
@@ -162,7 +200,7 @@ def value_item(
         insert_text_format=types.InsertTextFormat.Snippet
         if snippet
         else types.InsertTextFormat.PlainText,
-        text_edit=types.TextEdit(range=edit_range, new_text=text if text is not None else label),
+        text_edit=edit,
     )
 
 
@@ -190,15 +228,12 @@ def complete(ls: FloeLanguageServer, uri: str, position: types.Position) -> type
     if here is None or here.cur.kind == "none":
         return empty
     path, model, conv, cur = here.path, here.model, here.conv, here.cur
-    pos = conv.from_client(position)
-    edit_range = conv.range(
-        Range(Position(cur.line, cur.start), Position(cur.line, max(cur.end, pos.character)))
-    )
+    spot = Spot(cur, conv)
     projects = ls.state.ensure(path)
     if cur.kind == "key":
-        items = _keys(ls, model, cur, edit_range, path, projects)
+        items = _keys(ls, model, cur, spot, path, projects)
     else:
-        items = _values(ls, model, cur, edit_range, path, projects)
+        items = _values(ls, model, cur, spot, path, projects)
     return types.CompletionList(is_incomplete=False, items=items)
 
 
@@ -206,7 +241,7 @@ def _keys(
     ls: FloeLanguageServer,
     model: type[BaseModel],
     cur: Cursor,
-    edit_range: types.Range,
+    spot: Spot,
     path: Path,
     projects: list[Project],
 ) -> list[types.CompletionItem]:
@@ -217,20 +252,18 @@ def _keys(
                 value_item(
                     ls,
                     "secret_ref",
-                    edit_range,
-                    text="secret_ref: ",
+                    spot.key("secret_ref" if cur.colon else "secret_ref: "),
                     detail="secret reference",
                     kind=types.CompletionItemKind.Property,
                     doc=slot.description,
                 )
             ]
     fields = keys_at(model, cur.path, cur.data)
-    indent = " " * cur.start
     holder = slot_at(model, cur.path, cur.data)
     tag_key = holder.discriminator if holder is not None else None
     tags = list(holder.tag_values()) if holder is not None and tag_key else None
     items = [
-        key_item(ls, key, info, edit_range, indent, tags if key == tag_key else None)
+        key_item(ls, key, info, spot, tags if key == tag_key else None)
         for key, info in fields.items()
         if key not in cur.present
     ]
@@ -247,8 +280,7 @@ def _keys(
                 value_item(
                     ls,
                     name,
-                    edit_range,
-                    text=f"{name}:",
+                    spot.key(name if cur.colon else f"{name}: " if cur.flow else f"{name}:"),
                     detail=f"{kind} profile referenced by floe.yaml",
                     kind=types.CompletionItemKind.Module,
                 )
@@ -260,29 +292,33 @@ def _values(
     ls: FloeLanguageServer,
     model: type[BaseModel],
     cur: Cursor,
-    edit_range: types.Range,
+    spot: Spot,
     path: Path,
     projects: list[Project],
 ) -> list[types.CompletionItem]:
     key = cur.path[-1] if cur.path else None
     if model is Pipeline and len(cur.path) == 1 and key in PROFILE_KINDS:
-        return _profiles(ls, str(key), edit_range, projects)
+        return _profiles(ls, str(key), spot, projects)
     if model is Pipeline and len(cur.path) == 3 and cur.path[0] == "transforms" and key == "path":
         return [
             value_item(
-                ls, folder, edit_range, detail="dbt project", kind=types.CompletionItemKind.Folder
+                ls,
+                folder,
+                spot.value(_as_yaml_value(folder), folder),
+                detail="dbt project",
+                kind=types.CompletionItemKind.Folder,
             )
             for folder in dbt_folders(path.parent)
         ]
-    if cur.flow and key == "secret_ref":
-        return _secret_names(ls, edit_range, projects)
     parent = slot_at(model, cur.path[:-1], cur.data)
+    if key == "secret_ref" and parent is not None and parent.model is SecretRef:
+        return _secret_names(ls, spot, projects)
     if parent is not None and parent.discriminator is not None and parent.discriminator == key:
         return [
             value_item(
                 ls,
                 tag,
-                edit_range,
+                spot.value(_as_yaml_value(tag), tag),
                 detail=member.__name__,
                 doc=(member.__doc__ or "").strip(),
                 kind=types.CompletionItemKind.EnumMember,
@@ -298,8 +334,7 @@ def _values(
                 value_item(
                     ls,
                     "{secret_ref: …}",
-                    edit_range,
-                    text="{secret_ref: ${1:name}}",
+                    spot.value("{secret_ref: ${1:name}}"),
                     snippet=True,
                     detail="secret reference",
                     doc=slot.description,
@@ -310,8 +345,7 @@ def _values(
             value_item(
                 ls,
                 "{secret_ref: }",
-                edit_range,
-                text="{secret_ref: }",
+                spot.value("{secret_ref: }"),
                 detail="secret reference",
                 doc=slot.description,
             )
@@ -320,11 +354,10 @@ def _values(
         value_item(
             ls,
             _yaml(v),
-            edit_range,
+            spot.value(_as_yaml_value(v), v if isinstance(v, str) else None),
             detail=type_label(slot),
             doc=slot.description,
             kind=types.CompletionItemKind.EnumMember,
-            text=_as_yaml_value(v),
         )
         for v in slot.enum_values
     ]
@@ -345,7 +378,7 @@ def _as_yaml_value(value: Any) -> str:
 
 
 def _profiles(
-    ls: FloeLanguageServer, kind: str, edit_range: types.Range, projects: list[Project]
+    ls: FloeLanguageServer, kind: str, spot: Spot, projects: list[Project]
 ) -> list[types.CompletionItem]:
     section = PROFILE_KINDS[kind]
     found: dict[str, list[tuple[str, str]]] = {}
@@ -367,7 +400,7 @@ def _profiles(
             value_item(
                 ls,
                 name,
-                edit_range,
+                spot.value(_as_yaml_value(name), name),
                 detail=detail,
                 doc=doc,
                 kind=types.CompletionItemKind.Reference,
@@ -378,7 +411,7 @@ def _profiles(
 
 
 def _secret_names(
-    ls: FloeLanguageServer, edit_range: types.Range, projects: list[Project]
+    ls: FloeLanguageServer, spot: Spot, projects: list[Project]
 ) -> list[types.CompletionItem]:
     names: set[str] = set()
     for project in projects:
@@ -393,7 +426,7 @@ def _secret_names(
         value_item(
             ls,
             n,
-            edit_range,
+            spot.value(_as_yaml_value(n), n),
             detail="secret used in this project",
             kind=types.CompletionItemKind.Constant,
         )

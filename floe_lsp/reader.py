@@ -255,7 +255,9 @@ def path_to(node: Node) -> KeyPath:
         if parent.type in PAIRS and child == parent.child_by_field_name("value"):
             out.append(key_of(parent) or "")
         elif parent.type == "block_sequence_item" and parent.parent is not None:
-            out.append(items(parent.parent).index(parent))
+            # Counted among its siblings: error recovery may put an item under an ERROR node.
+            siblings = [c for c in parent.parent.named_children if c.type == parent.type]
+            out.append(siblings.index(parent))
         elif parent.type == "flow_sequence" and child.type in ("flow_node", "flow_pair"):
             out.append(items(parent).index(child))
         child, parent = parent, parent.parent

@@ -1,13 +1,16 @@
-"""Completion and hover, in whole and half-typed documents, under each client profile."""
+"""Completion and hover in whole, half-typed and flow-style documents, per client profile."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from lsp_helpers import change_doc, find, open_doc, pos, uri
+import yaml
+from lsp_helpers import apply_edits, change_doc, find, open_doc, pos, uri
 from lsprotocol import types
 from pytest_lsp import LanguageClient
+
+from floe_runtime.analysis import analyze, discover, read_disk
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -254,3 +257,146 @@ async def test_hover_on_a_platform_profile_names_its_users(
     )
     assert "**compute** profile `default`" in body
     assert "Used by: `customer-analytics/floe.yaml`" in body
+
+
+#: A prod compute profile written as one flow mapping, beside the block-style one.
+LOCAL = "  local: {type: duckdb, path: ./.floe/local.duckdb, threads: 2}\n"
+
+
+def chosen(client: LanguageClient, text: str, item: types.CompletionItem) -> str:
+    """The text once `item` is accepted (a snippet with its tab stops left empty)."""
+    assert isinstance(item.text_edit, types.TextEdit)
+    new = item.text_edit.new_text
+    for stop in ("$0", "$1"):
+        new = new.replace(stop, "")
+    edit = types.TextEdit(range=item.text_edit.range, new_text=new)
+    return apply_edits(client, text, [edit])
+
+
+def by_label(items: list[types.CompletionItem], label: str) -> types.CompletionItem:
+    return next(i for i in items if i.label == label)
+
+
+async def test_keys_inside_a_flow_mapping_go_in_flow_style(
+    client: LanguageClient, project: Path
+) -> None:
+    prod = project / "platform" / "prod" / "platform.yaml"
+    text = open_doc(client, prod)
+    half = text.replace("compute:\n", "compute:\n" + LOCAL.replace("threads: 2}", "}"), 1)
+    change_doc(client, prod, half, 2)
+    items = await complete(
+        client, prod, find(client, half, "local.duckdb, ", len("local.duckdb, "))
+    )
+    labels = {i.label for i in items}
+    # The keys of the DuckDB member (picked by `type` on the same line), less those present.
+    assert {"threads", "extensions", "settings"} <= labels
+    assert not labels & {"type", "path", "host", "account"}
+    for item in items:
+        assert isinstance(item.text_edit, types.TextEdit)
+        assert "\n" not in item.text_edit.new_text  # on the line, no block indentation
+        after = chosen(client, half, item)
+        yaml.safe_load(after)  # still YAML
+    threads = chosen(client, half, by_label(items, "threads"))
+    assert "  local: {type: duckdb, path: ./.floe/local.duckdb, threads: }\n" in threads
+    settings = chosen(client, half, by_label(items, "settings"))
+    assert "path: ./.floe/local.duckdb, settings: {}}\n" in settings
+    # A key half typed is replaced whole; one that has its `:` keeps it.
+    typed = half.replace("local.duckdb, }", "local.duckdb, thr}")
+    change_doc(client, prod, typed, 3)
+    items = await complete(client, prod, find(client, typed, "thr}", 3))
+    assert "local.duckdb, threads: }" in chosen(client, typed, by_label(items, "threads"))
+    full = text.replace("compute:\n", "compute:\n" + LOCAL, 1)
+    change_doc(client, prod, full, 4)
+    items = await complete(client, prod, find(client, full, "threads: 2", 3))
+    renamed = chosen(client, full, by_label(items, "settings"))
+    assert "local.duckdb, settings: 2}" in renamed
+
+
+async def test_values_inside_flow_collections(client: LanguageClient, project: Path) -> None:
+    prod = project / "platform" / "prod" / "platform.yaml"
+    text = open_doc(client, prod)
+    half = text.replace("compute:\n", "compute:\n  local: {type: , threads: 2}\n", 1)
+    change_doc(client, prod, half, 2)
+    items = await complete(client, prod, find(client, half, "{type: ", len("{type: ")))
+    assert {i.label for i in items} >= {"duckdb", "postgres", "snowflake"}
+    done = chosen(client, half, by_label(items, "duckdb"))
+    assert "  local: {type: duckdb, threads: 2}\n" in done
+    prod.write_text(done)
+    assert analyze(discover(project)).diagnostics == []
+    # Right after a bare `:` the value gets its space.
+    tight = half.replace("{type: ,", "{type:,")
+    change_doc(client, prod, tight, 3)
+    items = await complete(client, prod, find(client, tight, "{type:", len("{type:")))
+    assert "  local: {type: duckdb, threads: 2}\n" in chosen(
+        client, tight, by_label(items, "duckdb")
+    )
+    # A transform written as a flow mapping in a flow sequence.
+    floe = project / "floe.yaml"
+    ftext = open_doc(client, floe)
+    flow = ftext.replace(
+        "transforms:\n  - type: dbt\n    path: ./dbt\n    namespace: analytics\n",
+        "transforms: [{type: dbt, path: , namespace: analytics}]\n",
+    )
+    change_doc(client, floe, flow, 2)
+    items = await complete(client, floe, find(client, flow, "path: ,", len("path: ")))
+    assert [i.label for i in items] == ["./dbt"]
+    keys = await complete(client, floe, find(client, flow, "{type", 1))
+    assert {"type", "select", "exclude", "vars"} <= {i.label for i in keys}
+    assert "path" not in {i.label for i in keys} and "namespace" not in {i.label for i in keys}
+    assert "transforms: [{select: dbt, path: " in chosen(client, flow, by_label(keys, "select"))
+
+
+async def test_hover_inside_flow_collections(client: LanguageClient, project: Path) -> None:
+    prod = project / "platform" / "prod" / "platform.yaml"
+    text = open_doc(client, prod)
+    full = text.replace("compute:\n", "compute:\n" + LOCAL, 1)
+    change_doc(client, prod, full, 2)
+    threads = await hover(client, prod, find(client, full, "threads: 2", 2))
+    assert "Number of models dbt builds at once" in threads
+    # `path` means the DuckDB database file here: the member `type: duckdb` picks.
+    path = await hover(client, prod, find(client, full, "path: ./.floe/local", 1))
+    assert "Database file" in path
+    tag = await hover(client, prod, find(client, full, "{type: duckdb", 9))
+    assert "DuckDB" in tag
+    secret = await hover(client, prod, find(client, full, "{secret_ref: pg-password}", 3))
+    assert "secret" in secret.lower()
+    # A profile named in a flow mapping: its users.
+    nested = text.replace("compute:\n  default:", "compute: {spare: {type: duckdb}}\nunused:", 1)
+    change_doc(client, prod, nested, 3)
+    users = await hover(client, prod, find(client, nested, "{spare", 2))
+    assert "**compute** profile `spare`" in users
+
+
+async def test_a_flow_pipeline_file_completes_and_hovers_profile_references(
+    client: LanguageClient, project: Path
+) -> None:
+    floe = project / "floe.yaml"
+    data = yaml.safe_load(read_disk(floe) or "")
+    flow = (
+        "{name: customer-analytics, version: '1.0.0', storage: default, catalog: default, "
+        "compute: default, transforms: [{type: dbt, path: ./dbt, namespace: analytics}]}\n"
+    )
+    assert yaml.safe_load(flow)["transforms"] == data["transforms"]
+    floe.write_text(flow)
+    open_doc(client, floe)
+    body = await hover(client, floe, find(client, flow, "compute: default", 10))
+    assert "**dev**: `duckdb`" in body and "**prod**: `postgres`" in body
+    items = await complete(client, floe, find(client, flow, "catalog: default", 9))
+    assert [i.label for i in items] == ["default"]
+    assert isinstance(items[0].text_edit, types.TextEdit)
+    assert items[0].text_edit.range.start == find(client, flow, "catalog: default", 9)
+    assert items[0].text_edit.range.end == find(client, flow, "catalog: default", 16)
+    keys = await complete(client, floe, find(client, flow, "{name", 1))
+    assert {"schedule", "observability", "description"} <= {i.label for i in keys}
+    assert "compute" not in {i.label for i in keys}
+
+
+async def test_lines_inside_a_multi_line_flow_mapping_offer_nothing(
+    client: LanguageClient, project: Path
+) -> None:
+    prod = project / "platform" / "prod" / "platform.yaml"
+    text = open_doc(client, prod)
+    wrapped = text.replace("compute:\n", "compute:\n  local: {type: duckdb,\n    threads: 2}\n", 1)
+    change_doc(client, prod, wrapped, 2)
+    assert await complete(client, prod, find(client, wrapped, "    threads: 2}", 4)) == []
+    assert await complete(client, prod, find(client, wrapped, "    threads: 2}", 13)) == []

@@ -181,9 +181,89 @@ def test_a_clean_document_read_from_its_own_tree_matches_the_placeholder_read(
     compared = 0
     for line, raw in enumerate(lines):
         indent = len(raw) - len(raw.lstrip())
-        for char in sorted({0, indent + 1, len(raw) // 2, len(raw)}):
+        for char in sorted({0, indent, indent + 1, len(raw) // 2, len(raw)}):
             from_tree = cursor_at(text, line, char, clean_trees, "clean")
             from_probe = cursor_at(broken, line, char, broken_trees, "broken")
             assert from_tree == from_probe, (line, char, raw)
             compared += from_tree.kind != "none"
     assert compared > 3 * len(lines)
+
+
+FLOW = """version: "1"
+compute:
+  local: {type: duckdb, settings: {memory_limit: 1GB, thr}, path: "./x.duckdb"}
+transforms: [{type: dbt, select: [orders, cu]}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("needle", "kind", "path", "token", "present"),
+    [
+        # A key half typed in a mapping nested in a flow mapping; siblings after it count.
+        ("thr}", "key", ("compute", "local", "settings"), "thr", {"memory_limit"}),
+        ("{type: duckdb", "key", ("compute", "local"), "type", {"settings", "path"}),
+        ("duckdb,", "value", ("compute", "local", "type"), "duckdb", set()),
+        ('"./x', "value", ("compute", "local", "path"), "./x.duckdb", set()),
+        ("cu]", "value", ("transforms", 0, "select", 1), "cu", set()),
+        ("dbt, select", "value", ("transforms", 0, "type"), "dbt", set()),
+    ],
+)
+def test_a_cursor_inside_flow_collections(
+    needle: str, kind: str, path: tuple[object, ...], token: str, present: set[str]
+) -> None:
+    line, char = at(FLOW, needle, 1)
+    cur = cursor_at(FLOW, line, char)
+    assert (cur.kind, cur.path, cur.text, cur.flow) == (kind, path, token, True)
+    assert FLOW.split("\n")[line][cur.start : cur.end] == token
+    if kind == "key":
+        assert cur.present == present
+    # The tag beside the cursor picks the member, before or after it on the line.
+    if path[:2] == ("compute", "local") and "type" not in (token, path[-1]):
+        assert cur.data["compute"]["local"]["type"] == "duckdb"
+
+
+def test_flow_edit_spans_and_what_an_insertion_needs_before_it() -> None:
+    text = "compute:\n  local: {type:, path: x}\n"
+    line, char = at(text, "{type:")
+    cur = cursor_at(text, line, char)
+    assert (cur.kind, cur.path, cur.lead, cur.edit_span) == (
+        "value",
+        ("compute", "local", "type"),
+        " ",  # `type:duckdb` would be one scalar
+        (char, char),
+    )
+    # In the blank before a key the edit replaces that key; the key keeps its `:`.
+    text = "compute:\n  local: {type: duckdb,  path: x}\n"
+    line, char = at(text, "duckdb, ")
+    cur = cursor_at(text, line, char)
+    assert (cur.kind, cur.text, cur.colon) == ("key", "", True)
+    assert cur.edit_span == (char, char + 1 + len("path"))
+    assert cur.present == {"type"}
+
+
+def test_a_block_value_cursor_before_or_inside_quotes() -> None:
+    text = 'version: "1"\n'
+    before = cursor_at(text, 0, len("version:"))  # right after the colon
+    assert (before.text, before.lead, before.edit_span) == ("", " ", (8, 12))
+    inside = cursor_at(text, 0, len('version: "'))
+    assert (inside.text, inside.quote, inside.edit_span, inside.outer) == (
+        "1",
+        '"',
+        (10, 11),
+        (9, 12),
+    )
+    empty = cursor_at("catalog: \n", 0, 9)
+    assert (empty.start, empty.end, empty.edit_span) == (9, 9, (9, 9))
+    bare = cursor_at("catalog:\n", 0, 8)
+    assert (bare.edit_span, bare.lead) == ((8, 8), " ")
+
+
+def test_nothing_in_the_indentation_or_inside_a_flow_mapping_opened_above() -> None:
+    text = "compute:\n  local:\n    type: duckdb\n  wide: {type: duckdb,\n    path: x}\n"
+    assert cursor_at(text, 2, 2).kind == "none"  # before `type`, in its indentation
+    assert cursor_at(text, 2, 4).kind == "key"
+    assert cursor_at(text, 4, 6).kind == "none"  # `path` belongs to the `{` above
+    # A blank line takes the key where the cursor is.
+    blank = "compute:\n  local:\n    type: duckdb\n        \n"
+    cur = cursor_at(blank, 3, 4)
+    assert (cur.kind, cur.path, cur.start) == ("key", ("compute", "local"), 4)
