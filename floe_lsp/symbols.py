@@ -28,7 +28,8 @@ def _symbol(
         kind = types.SymbolKind.Module  # a profile
     detail = None
     if node.kind == "scalar":
-        detail = node.raw if len(node.raw) <= 60 else node.raw[:57] + "..."
+        shown = describe(node, name)  # a credential never shows, even in the outline
+        detail = shown if len(shown) <= 60 else shown[:57] + "..."
     elif node.kind == "map" and "type" in node.entries:
         detail = describe(node.entries["type"])
     elif node.kind == "map" and "secret_ref" in node.entries and len(node.entries) == 1:
