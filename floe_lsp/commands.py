@@ -18,17 +18,23 @@ import signal
 import sys
 import uuid
 from collections import deque
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from floe_lsp.server import FloeLanguageServer
+
+if TYPE_CHECKING:
+    from floe_runtime.analysis import Project
 
 log = logging.getLogger(__name__)
 
 #: Command id → floe-runtime subcommand.
 COMMANDS = {"floe.compile": "compile", "floe.run": "run", "floe.openLineage": "lineage"}
 TITLES = {"compile": "Compile", "run": "Run", "lineage": "Open lineage"}
+#: Commands that read floe.yaml and platform.yaml, so unsaved edits of them matter.
+READS_CONFIG = ("compile", "run")
 
 
 #: Seconds a cancelled command's processes get after SIGTERM before SIGKILL.
@@ -102,6 +108,12 @@ async def run_command(
     if subcommand == "lineage":
         cmd += ["--no-open"]
     title = f"floe {subcommand}" + (f" ({env})" if env else "")
+    if (
+        projects
+        and subcommand in READS_CONFIG
+        and not await settle_unsaved(ls, projects[0], env, subcommand, title)
+    ):
+        return {"exitCode": None, "cancelled": True, "output": "not started"}
     token = f"floe-{uuid.uuid4()}"
     progress = _progress_supported(ls)
     if progress:
@@ -179,6 +191,108 @@ async def run_command(
     else:
         _message(ls, types.MessageType.Error, f"{title} failed (exit {code}):\n{output}")
     return {"exitCode": code, "cancelled": False, "output": output}
+
+
+def _disk_text(path: Path) -> str | None:
+    """A file's bytes as text, line ends untouched (only a regular file: a FIFO would block)."""
+    try:
+        return path.read_bytes().decode("utf-8") if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def unsaved_files(
+    ls: FloeLanguageServer, project: Project, env: str | None
+) -> dict[Path, tuple[str, int | None]]:
+    """The pipeline's floe files whose editor text differs from disk: path → (text, version).
+
+    floe.yaml and the platform files of `env` (of every environment when None).
+    """
+    files = [project.pipeline_file] + [
+        e.platform_file for e in project.environments if env is None or e.name == env
+    ]
+    dirty: dict[Path, tuple[str, int | None]] = {}
+    for path in files:
+        opened = ls.state.open.get(path)
+        if opened is not None and opened.text != _disk_text(path):
+            dirty[path] = (opened.text, opened.version)
+    return dirty
+
+
+def _can_ask(ls: FloeLanguageServer) -> bool:
+    window = ls.client_capabilities.window
+    show = window.show_message if window is not None else None
+    return show is not None and show.message_action_item is not None
+
+
+async def settle_unsaved(
+    ls: FloeLanguageServer, project: Project, env: str | None, subcommand: str, title: str
+) -> bool:
+    """Before a command reads the files: deal with unsaved edits of them. False: do not start.
+
+    The command reads the disk. A client that can answer is asked (window/
+    showMessageRequest): "Save all and <verb>" writes the editor's text of each
+    file to disk, but only when no file changed while the question was open;
+    "<Verb> saved files" goes on with the disk; no answer starts nothing. A
+    client that cannot answer is told the saved files are used.
+    """
+    dirty = unsaved_files(ls, project, env)
+    if not dirty:
+        return True
+    names = ", ".join(_shown(project.root, path) for path in dirty)
+    verb = subcommand
+    if not _can_ask(ls):
+        _message(
+            ls,
+            types.MessageType.Warning,
+            f"{title}: unsaved changes in {names} are not used; it reads the saved files",
+        )
+        return True
+    save, saved = f"Save all and {verb}", f"{verb.capitalize()} saved files"
+    try:
+        answer = await ls.window_show_message_request_async(
+            types.ShowMessageRequestParams(
+                type=types.MessageType.Warning,
+                message=f"{names}: unsaved changes. {title} reads the files on disk.",
+                actions=[types.MessageActionItem(title=save), types.MessageActionItem(title=saved)],
+            )
+        )
+    except Exception as exc:  # a client that fails the request: say so, start nothing
+        log.warning("could not ask about unsaved files: %s", exc)
+        answer = None
+    if answer is None or answer.title not in (save, saved):
+        _message(ls, types.MessageType.Info, f"{title} not started")
+        return False
+    if answer.title == saved:
+        return True
+    moved = [
+        path
+        for path, (text, version) in dirty.items()
+        if (now := ls.state.open.get(path)) is None or (now.text, now.version) != (text, version)
+    ]
+    if moved:
+        _message(
+            ls,
+            types.MessageType.Warning,
+            f"{title} not started: {', '.join(_shown(project.root, p) for p in moved)} "
+            "changed while asking; nothing was saved",
+        )
+        return False
+    try:
+        for path, (text, _) in dirty.items():
+            path.write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        _message(ls, types.MessageType.Error, f"{title} not started: cannot save {exc}")
+        return False
+    _message(ls, types.MessageType.Info, f"Saved {names} (the editor's text) for {title}")
+    return True
+
+
+def _shown(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def chosen_environment(ls: FloeLanguageServer, names: list[str]) -> str | None:
