@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_lsp
-from lsp_helpers import SERVER, open_doc, start, uri, wait_for
+from lsp_helpers import open_doc, uri, wait_for
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -169,16 +167,6 @@ ASSETS = ["raw_customers", "raw_orders", "raw_payments", "stg_customers", "stg_o
 ASSETS += ["stg_payments", *MARTS]
 
 
-@pytest_lsp.fixture(config=SERVER, params=["visual-studio-code"])  # type: ignore[untyped-decorator]
-async def vscode_client(
-    lsp_client: LanguageClient, request: pytest.FixtureRequest, project: Path
-) -> AsyncIterator[None]:
-    """One client profile for the slow end-to-end run (the command path is the same for all)."""
-    await start(lsp_client, request.param, [project.parent])
-    yield
-    await lsp_client.shutdown_session()
-
-
 def _progress(client: LanguageClient, title: str) -> list[Any]:
     """The progress of the one command whose begin has this title."""
     [reports] = [
@@ -199,14 +187,13 @@ async def _info(client: LanguageClient, text: str) -> None:
 
 
 @pytest.mark.slow
-async def test_run_to_success_then_open_lineage(
-    vscode_client: LanguageClient, project: Path
-) -> None:
+async def test_run_to_success_then_open_lineage(pull_client: LanguageClient, project: Path) -> None:
     """`floe.run` builds and publishes the example (tables in the catalog, the summary in the
-    reply and a message); `floe.openLineage` writes that run's page and shows it."""
+    reply and a message); `floe.openLineage` writes that run's page and shows it. One client
+    (VS Code's, as vscode-languageclient 9 starts it): the command path is the same for all."""
     from pyiceberg.catalog.sql import SqlCatalog
 
-    client = vscode_client
+    client = pull_client
     floe = project / "floe.yaml"
     open_doc(client, floe)
     result = await client.workspace_execute_command_async(
