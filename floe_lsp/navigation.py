@@ -13,6 +13,7 @@ from floe_lsp.state import file_kind
 from floe_lsp.tiers import (
     SECTION_KINDS,
     definitions,
+    is_current,
     name_range,
     pipeline_doc,
     platform_doc,
@@ -52,14 +53,16 @@ def target_at(
     projects = ls.state.ensure(path)
     if kind == "pipeline":
         ydoc = pipeline_doc(ls, path)
-        found = reference_at_pipeline(ydoc, pos.line, pos.character) if ydoc else None
+        current = ydoc if is_current(ls, path, ydoc) else None
+        found = reference_at_pipeline(current, pos.line, pos.character) if current else None
         if found is None:
             return None
         ref_kind, node = found
         return path, Target(ref_kind, str(node.value), name_range(node), projects)
     if kind == "platform":
         ydoc = platform_doc(ls, path)
-        hit = profile_at_platform(ydoc, pos.line, pos.character) if ydoc else None
+        current = ydoc if is_current(ls, path, ydoc) else None
+        hit = profile_at_platform(current, pos.line, pos.character) if current else None
         if hit is None:
             return None
         section, name, node = hit
@@ -99,7 +102,7 @@ def definition(ls: FloeLanguageServer, uri: str, position: types.Position) -> li
 
 def _transform_links(ls: FloeLanguageServer, path: Path) -> list[tuple[Range, Path]]:
     doc = pipeline_doc(ls, path)
-    if doc is None:
+    if doc is None or not is_current(ls, path, doc):
         return []
     node = doc.node(("transforms",))
     if node is None or node.kind != "seq":
@@ -134,6 +137,8 @@ def _uses(ls: FloeLanguageServer, target: Target) -> list[tuple[Path, Range]]:
         if project in target.projects or platform_files & {
             e.platform_file for e in project.environments
         }:
+            if not is_current(ls, project.pipeline_file, pipeline_doc(ls, project.pipeline_file)):
+                continue  # its last good parse's ranges point into an older text
             for ref in references_in(ls, project.pipeline_file):
                 if ref.kind == target.kind and ref.name == target.name:
                     out.append((project.pipeline_file, ref.range))
@@ -145,7 +150,11 @@ def _definitions(ls: FloeLanguageServer, target: Target) -> list[tuple[Path, Ran
     out = []
     for project in target.projects:
         for d in definitions(ls, project, target.section, target.name):
-            if d.platform_file not in seen and d.node.key_range is not None:
+            if d.platform_file in seen or not is_current(
+                ls, d.platform_file, platform_doc(ls, d.platform_file)
+            ):
+                continue
+            if d.node.key_range is not None:
                 seen.add(d.platform_file)
                 out.append((d.platform_file, d.node.key_range))
     return out
@@ -200,6 +209,24 @@ def _clashes(ls: FloeLanguageServer, target: Target, new_name: str) -> list[str]
     return out
 
 
+def _unparsed(ls: FloeLanguageServer, target: Target) -> list[str]:
+    """Files a rename of `target` would edit whose current text does not parse."""
+    platform_files = {e.platform_file for p in target.projects for e in p.environments}
+    pipelines = {
+        p.pipeline_file
+        for p in ls.state.all_projects()
+        if p in target.projects or platform_files & {e.platform_file for e in p.environments}
+    }
+    out = []
+    for path in sorted(platform_files):
+        if ls.text(path) is not None and not is_current(ls, path, platform_doc(ls, path)):
+            out.append(str(path))
+    for path in sorted(pipelines):
+        if not is_current(ls, path, pipeline_doc(ls, path)):
+            out.append(str(path))
+    return out
+
+
 def rename(
     ls: FloeLanguageServer, uri: str, position: types.Position, new_name: str
 ) -> types.WorkspaceEdit | None:
@@ -221,6 +248,14 @@ def rename(
         raise JsonRpcException(
             f"cannot rename {target.kind} profile '{target.name}' to '{new_name}': "
             f"a {target.kind} profile '{new_name}' already exists in {', '.join(clashes)}",
+            code=types.LSPErrorCodes.RequestFailed,
+        )
+    broken = _unparsed(ls, target)
+    if broken:
+        # Edits computed from a last good parse would land on the wrong characters.
+        raise JsonRpcException(
+            f"cannot rename {target.kind} profile '{target.name}' while "
+            f"{', '.join(broken)} does not parse: fix the syntax error first",
             code=types.LSPErrorCodes.RequestFailed,
         )
     edits: dict[Path, list[types.TextEdit]] = {}
@@ -269,6 +304,8 @@ def inlay_hints(ls: FloeLanguageServer, uri: str, visible: types.Range) -> list[
     if doc is None or file_kind(doc[0]) != "pipeline":
         return []
     path, text = doc
+    if not is_current(ls, path, pipeline_doc(ls, path)):
+        return []  # no hint rather than one beside the wrong text
     conv = ls.converter(path, text)
     projects = ls.state.ensure(path)
     hints = []

@@ -74,6 +74,15 @@ def pipeline_doc(ls: FloeLanguageServer, path: Path) -> YamlDocument | None:
     return checked.document if checked is not None and checked.document.root is not None else None
 
 
+def is_current(ls: FloeLanguageServer, path: Path, doc: YamlDocument | None) -> bool:
+    """Whether `doc` was parsed from the file's current text, so its positions hold there.
+
+    While a file does not parse, the state hands out its last good parse: its names still
+    resolve references, but its ranges point into an older text.
+    """
+    return doc is not None and doc.text == ls.text(path)
+
+
 def definitions(
     ls: FloeLanguageServer, project: Project, section: str, name: str | None = None
 ) -> list[ProfileDef]:

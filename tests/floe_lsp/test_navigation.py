@@ -404,3 +404,31 @@ async def test_rename_to_a_name_the_pattern_refuses(
         )
     assert refused.value.code == types.ErrorCodes.InvalidParams
     assert f"'{bad}' is not a valid profile name" in refused.value.message
+
+
+async def test_rename_while_a_file_concerned_does_not_parse_is_refused(
+    client: LanguageClient, project: Path
+) -> None:
+    """Edits from the last good parse of a broken platform file would hit the wrong text."""
+    dev = project / "platform" / "dev" / "platform.yaml"
+    floe = project / "floe.yaml"
+    text = open_doc(client, floe)
+    dtext = open_doc(client, dev)
+    broken = "version: [\n" + dtext  # one more line above everything, and a syntax error
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri(dev), version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=broken)],
+        )
+    )
+    await wait_for(lambda: "FLOE001" in codes(client, dev), what="FLOE001 in dev")
+    with pytest.raises(JsonRpcException) as refused:
+        await client.text_document_rename_async(
+            types.RenameParams(
+                text_document=doc_id(floe),
+                position=find(client, text, "compute: default", 11),
+                new_name="warehouse",
+            )
+        )
+    assert refused.value.code == types.LSPErrorCodes.RequestFailed
+    assert f"while {dev} does not parse" in refused.value.message

@@ -372,14 +372,6 @@ async def test_pulled_diagnostics_are_the_engines_for_each_damaged_text(
     assert damaging >= 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: inlay hints and document links of a floe.yaml that does not parse come from "
-    "the last good parse (floe_lsp/tiers.py pipeline_doc -> WorkspaceState.checked_pipeline's "
-    "_last_good) with the old text's positions: once a line is merged away the storage hint "
-    "sits on the catalog line, the compute hint at 7:12 on 'transforms:' (11 columns) and the "
-    "./dbt link on the 'namespace:' line",
-)
 async def test_hints_and_links_follow_the_text(client: LanguageClient, project: Path) -> None:
     """A hint sits right after the profile name it explains, a link on the path it opens,
     in the text as it is now, also while it does not parse."""
