@@ -179,6 +179,10 @@ async def run_command(
     if cancelled:
         _message(ls, types.MessageType.Warning, f"{title} cancelled")
         return {"exitCode": None, "cancelled": True, "output": output}
+    if subcommand == "run":
+        from floe_lsp import run_results
+
+        run_results.refresh(ls)  # its failures on their lines, the lens's last run
     if code == 0:
         if subcommand == "lineage":
             page = root / "target" / "floe" / "lineage.html"
@@ -369,6 +373,10 @@ def code_lenses(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[ty
                     ),
                 )
             )
+        if env:
+            from floe_lsp import run_results
+
+            lenses += run_results.lenses(projects[0], [env], rng)
     lenses.append(
         types.CodeLens(
             range=rng,

@@ -71,7 +71,12 @@ def clear_project(ls: FloeLanguageServer, project: Project) -> None:
 
 
 def publish_all(ls: FloeLanguageServer) -> None:
-    """Push diagnostics of every known pipeline (start-up, folder changes)."""
+    """Push diagnostics of every known pipeline (start-up, folder changes), and its last runs'."""
+    from floe_lsp import run_results
+
+    # Run results go on dbt files, which a client never pulls for: always pushed.
+    run_results.watch(ls)
+    run_results.refresh(ls)
     if ls.pull_diagnostics:
         return
     for project in ls.state.all_projects():
@@ -156,11 +161,17 @@ def did_close(ls: FloeLanguageServer, params: types.DidCloseTextDocumentParams) 
 
 
 def watched(ls: FloeLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+    from floe_lsp import run_results
+
     touched: dict[Path, Project] = {}
     platform_changed = False
+    runs_changed = False
     for change in params.changes:
         path = path_of(change.uri)
         if path is None:
+            continue
+        if run_results.is_results_file(path):
+            runs_changed = True
             continue
         kind = file_kind(path)
         if kind == "pipeline":
@@ -185,6 +196,8 @@ def watched(ls: FloeLanguageServer, params: types.DidChangeWatchedFilesParams) -
     schedule(ls, list(touched.values()))
     if platform_changed and ls.pull_diagnostics:
         ls.workspace_diagnostic_refresh(None)
+    if runs_changed or touched:  # a new or re-read pipeline may have runs of its own
+        run_results.refresh(ls)
 
 
 def pull(

@@ -31,6 +31,7 @@ CODES: dict[str, str] = {
     "FLOE020": "credential written as a literal",
     "FLOE030": "transform path missing or without dbt_project.yml",
     "FLOE040": "no platform.yaml found for this pipeline",
+    "FLOE050": "a dbt model or test failed in the last run (the editor, from the run's results)",
 }
 
 

@@ -197,7 +197,9 @@ def _transform_assets(
                 yield from _dbt_build(context, session, plan, translator, nodes, number)
                 failed = {uid for uid in nodes if (r := session.results.get(uid)) and r.failed}
                 skipped |= plan.descendants(failed)
-                session.skip(skipped & chosen - nodes, manifest, "an upstream node failed")
+                session.skip(
+                    skipped & chosen - nodes, manifest, "an upstream node failed", translator
+                )
                 if session.fatal:
                     break
             session.publish(manifest, translator)

@@ -11,10 +11,13 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from floe_runtime.compiler.artifacts import CompiledArtifacts
 from floe_runtime.runtime.assets import SessionProvider, build_dbt_assets
+from floe_runtime.runtime.results import NodeRecord, RunRecord, write_results
 from floe_runtime.runtime.secrets import Secrets
 from floe_runtime.runtime.session import (
     NodeResult,
@@ -116,6 +119,7 @@ def run_pipeline(
     from dagster import materialize
 
     started = time.monotonic()
+    started_at = datetime.now(UTC)
     session_kwargs: dict[str, Any] = {}
     if warn is not None:
         session_kwargs["warn"] = warn
@@ -162,7 +166,7 @@ def run_pipeline(
         session.errors.append(secrets.redact(f"{type(exc).__name__}: {exc}"))
     finally:
         session.finish()
-    return RunOutcome(
+    outcome = RunOutcome(
         run_id=session.run_id,
         results=list(session.results.values()),
         errors=list(session.errors),
@@ -171,3 +175,61 @@ def run_pipeline(
         lineage=session.lineage.description,
         fatal=session.fatal,
     )
+    try:
+        write_results(run_record(artifacts, outcome, started_at), Path(artifacts.project_root))
+    except OSError as exc:  # the run happened; only the editor's view of it is lost
+        session.warn(f"could not write the run's results: {exc}")
+    return outcome
+
+
+def run_record(
+    artifacts: CompiledArtifacts, outcome: RunOutcome, started_at: datetime
+) -> RunRecord:
+    """What the results file keeps of a run (the language server shows it in the editor)."""
+    root = Path(artifacts.project_root)
+    nodes = []
+    for r in outcome.results:
+        failure = r.location
+        compiled = failure.compiled if failure is not None else None
+        nodes.append(
+            NodeRecord(
+                unique_id=r.unique_id,
+                name=r.name,
+                resource_type=r.resource_type,
+                status=r.status,
+                materialized=r.materialized,
+                seconds=round(r.seconds + r.publish_seconds, 3),
+                rows=r.rows,
+                message=r.message,
+                failures=r.failures,
+                published=r.published.identifier if r.published is not None else None,
+                withheld=r.withheld,
+                publish_error=r.publish_error,
+                transform=r.transform,
+                file=_relative(failure.source.path if failure is not None else r.source, root),
+                line=failure.source.line if failure is not None else None,
+                compiled_file=_relative(compiled.path, root) if compiled is not None else None,
+                compiled_line=compiled.line if compiled is not None else None,
+            )
+        )
+    status = "fatal" if outcome.fatal else ("failed" if outcome.failed else "success")
+    return RunRecord(
+        pipeline=artifacts.pipeline.name,
+        environment=artifacts.environment,
+        run_id=outcome.run_id,
+        started_at=started_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        seconds=round(outcome.seconds, 3),
+        status=status,
+        errors=list(outcome.errors),
+        nodes=nodes,
+    )
+
+
+def _relative(path: Path | None, root: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -25,6 +25,7 @@ from floe_runtime.runtime.compute import Relation, UnsupportedCompute, open_read
 from floe_runtime.runtime.iceberg import PublishResult, load_catalog, publish_table
 from floe_runtime.runtime.lineage import Dataset, LineageEmitter, RunState
 from floe_runtime.runtime.locate import FailureLocation, locate_failure
+from floe_runtime.runtime.results import FAILED, TEST_KINDS
 from floe_runtime.runtime.secrets import Secrets
 from floe_runtime.runtime.telemetry import Telemetry, create_telemetry
 from floe_runtime.runtime.translator import ASSET_TYPES, FloeDbtTranslator
@@ -34,9 +35,9 @@ _RESULT_EVENTS = {"LogModelResult", "LogSeedResult", "LogSnapshotResult", "LogTe
 
 
 #: Statuses dbt's run_results.json gives a node that did not succeed.
-FAILED_STATUSES = ("error", "fail", "runtime error")
+FAILED_STATUSES = FAILED
 #: Resource types that are tests (data tests and unit tests).
-TEST_TYPES = ("test", "unit_test")
+TEST_TYPES = TEST_KINDS
 
 
 @dataclass
@@ -62,6 +63,10 @@ class NodeResult:
     compiled_sql: str | None = None
     #: Rows a test found failing (run_results.json's `failures`).
     failures: int | None = None
+    #: Position in floe.yaml of the transform the node belongs to.
+    transform: int | None = None
+    #: The file defining the node (its .sql, .yml, .csv), when found.
+    source: Path | None = None
 
     @property
     def failed(self) -> bool:
@@ -376,7 +381,7 @@ class RunSession:
         if not unique_id:
             return
         if name == "LogStartLine":
-            result = self._result(unique_id, manifest, node)
+            result = self._result(unique_id, manifest, node, translator)
             if result.resource_type in ASSET_TYPES:
                 props = _props(manifest, unique_id)
                 ctx = trace.set_span_in_context(self._root) if self._root else None
@@ -394,7 +399,7 @@ class RunSession:
                 self._begin_run(unique_id, props, manifest, translator)
             self.observer.node_started(result)
         elif name in _RESULT_EVENTS:
-            result = self._result(unique_id, manifest, node)
+            result = self._result(unique_id, manifest, node, translator)
             status = str(node.get("node_status") or "").lower()
             if status in ("", "none"):  # dbt gives unit tests' node_status as "None"
                 status = str(data.get("status") or "").lower()
@@ -405,7 +410,11 @@ class RunSession:
             self._node_finished(result, manifest, translator, node.get("node_finished_at"))
 
     def _result(
-        self, unique_id: str, manifest: Mapping[str, Any], node: Mapping[str, Any]
+        self,
+        unique_id: str,
+        manifest: Mapping[str, Any],
+        node: Mapping[str, Any],
+        translator: FloeDbtTranslator | None = None,
     ) -> NodeResult:
         result = self.results.get(unique_id)
         if result is None:
@@ -417,6 +426,9 @@ class RunSession:
                 str(node.get("materialized") or props.get("config", {}).get("materialized") or ""),
                 relation=_relation_name(props),
             )
+            if translator is not None:
+                result.transform = translator.target.index
+                result.source = translator.source_path(props)
             self.results[unique_id] = result
         return result
 
@@ -447,12 +459,18 @@ class RunSession:
                 self._pending_complete.append(result.unique_id)
         self.observer.node_finished(result)
 
-    def skip(self, unique_ids: set[str], manifest: Mapping[str, Any], reason: str) -> None:
+    def skip(
+        self,
+        unique_ids: set[str],
+        manifest: Mapping[str, Any],
+        reason: str,
+        translator: FloeDbtTranslator | None = None,
+    ) -> None:
         """Nodes floe did not hand to dbt because something upstream failed."""
         for unique_id in sorted(unique_ids):
             if unique_id in self.results:
                 continue
-            result = self._result(unique_id, manifest, {})
+            result = self._result(unique_id, manifest, {}, translator)
             result.status = "skipped"
             result.message = reason
             self.observer.node_finished(result)
@@ -488,7 +506,7 @@ class RunSession:
             status = str(item.get("status", "")).lower()
             message = self.secrets.redact(strip_ansi(str(item.get("message") or ""))).strip()
             known = unique_id in self.results
-            result = self._result(unique_id, manifest, {})
+            result = self._result(unique_id, manifest, {}, translator)
             result.status = status or result.status
             if not known:
                 result.seconds = float(item.get("execution_time") or 0.0)
