@@ -1,8 +1,10 @@
 """Generate dbt `profiles.yml` from a resolved compute profile.
 
 floe's compute fields carry the dbt adapters' own names, so one mapping serves
-every type. Secrets become `{{ env_var('NAME') }}` with NAME the variable a run
-sets from the resolved secret; the value itself is never written.
+every type. Secrets become `{{ env_var('DBT_ENV_SECRET_NAME') }}`, the variable a
+run sets from the resolved secret; the value itself is never written. dbt treats
+`DBT_ENV_SECRET_*` variables as secrets: it scrubs their values from its logs and
+artifacts and refuses them anywhere but profiles (so no model can copy one).
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from floe_runtime.config.platform import (
     SparkCompute,
 )
 
+#: The prefix dbt reads as "this variable is a secret".
+DBT_SECRET_PREFIX = "DBT_ENV_SECRET_"
+
+
+def dbt_secret_env_var(name: str) -> str:
+    """The variable a dbt process reads the secret `name` from (`pg-password` →
+    `DBT_ENV_SECRET_PG_PASSWORD`); the user sets `PG_PASSWORD` (or a file), floe hands it on."""
+    return DBT_SECRET_PREFIX + secret_env_var(name)
+
 
 def env_var_ref(secret: SecretRef) -> str:
     """The dbt Jinja that reads a secret from the environment at run time."""
@@ -29,7 +40,7 @@ def env_var_ref(secret: SecretRef) -> str:
 
 def secret_jinja(name: str) -> str:
     """The dbt Jinja that reads the secret called `name` from the environment at run time."""
-    return "{{ env_var('" + secret_env_var(name) + "') }}"
+    return "{{ env_var('" + dbt_secret_env_var(name) + "') }}"
 
 
 def _with_env_vars(value: Any) -> Any:
@@ -70,9 +81,41 @@ def dbt_output(profile: ComputeProfile, root: Path) -> dict[str, Any]:
     elif isinstance(profile, SparkCompute) and not profile.host:
         out.pop("port", None)
     elif isinstance(profile, BigQueryCompute) and profile.keyfile_json is not None:
-        # dbt-bigquery reads keyfile_json as a mapping; the env var holds the JSON text.
-        out["keyfile_json"] = "{{ env_var('" + profile.keyfile_json.env_var + "') | as_native }}"
+        out["keyfile_json"] = keyfile_json(profile.keyfile_json.secret_ref)
     return out
+
+
+#: The fields of a Google service account key dbt-bigquery's credentials use. Not
+#: `universe_domain`: left empty it would override google-auth's default universe.
+KEYFILE_FIELDS = (
+    "type",
+    "project_id",
+    "private_key_id",
+    "private_key",
+    "client_email",
+    "client_id",
+    "auth_uri",
+    "token_uri",
+    "auth_provider_x509_cert_url",
+    "client_x509_cert_url",
+)
+
+
+def json_field_env_var(name: str, field: str) -> str:
+    """The variable holding one field of the JSON object secret `name` (`Secrets.env`)."""
+    return f"{dbt_secret_env_var(name)}__{secret_env_var(field)}"
+
+
+def keyfile_json(name: str) -> dict[str, str]:
+    """BigQuery's `keyfile_json` mapping, each field read from its own secret variable.
+
+    dbt-bigquery wants a mapping, and dbt renders a `DBT_ENV_SECRET_*` variable only as
+    a whole string (no `as_native`), so the key's JSON is handed over field by field.
+    """
+    return {
+        field: "{{ env_var('" + json_field_env_var(name, field) + "', '') }}"
+        for field in KEYFILE_FIELDS
+    }
 
 
 def profiles_yml(

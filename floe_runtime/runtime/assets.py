@@ -24,6 +24,7 @@ from dagster_dbt import DbtCliInvocation
 from dagster_dbt import dbt_assets as _dbt_assets
 
 from floe_runtime.compiler.artifacts import CompiledArtifacts
+from floe_runtime.compiler.profiles import dbt_secret_env_var
 from floe_runtime.config.base import secret_env_var
 from floe_runtime.config.platform import DuckDBCompute
 from floe_runtime.runtime.dbt_project import dbt_env, dbt_executable, prepare_dbt
@@ -35,7 +36,7 @@ from floe_runtime.runtime.plan import (
     plan_transforms,
     select_ids,
 )
-from floe_runtime.runtime.secrets import resolve_secrets
+from floe_runtime.runtime.secrets import dbt_environ, resolve_secrets
 from floe_runtime.runtime.session import RunSession, strip_ansi
 from floe_runtime.runtime.translator import FloeDbtTranslator
 
@@ -85,9 +86,8 @@ def dbt_invocation(
 
     prepared, target = plan.prepared, plan.prepared.target
     environ = {
-        **os.environ,
+        **dbt_environ(os.environ, env),
         **dbt_env(),
-        **env,
         "PYTHONUNBUFFERED": "1",
         "DAGSTER_DBT_CLI": "true",
         "DBT_LOG_FORMAT": "json",
@@ -112,11 +112,15 @@ def dbt_invocation(
 
 
 def parse_env(artifacts: CompiledArtifacts) -> dict[str, str]:
-    """Environment for `dbt parse`: placeholders for secrets (parse renders but never connects)."""
-    return {
-        secret_env_var(name): os.environ.get(secret_env_var(name), "floe-parse-placeholder")
-        for name in artifacts.secret_refs
-    }
+    """Environment for `dbt parse`: placeholders for secrets (parse renders but never connects).
+
+    The plain names (`PG_PASSWORD`) get one too, so a model's `env_var()` of one never
+    copies the value into the manifest; the run leaves them out (`dbt_environ`).
+    """
+    env: dict[str, str] = {}
+    for name in artifacts.secret_refs:
+        env[secret_env_var(name)] = env[dbt_secret_env_var(name)] = "floe-parse-placeholder"
+    return env
 
 
 @dataclass

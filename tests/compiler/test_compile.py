@@ -52,7 +52,7 @@ def test_prod_keeps_secrets_as_references(example: Path, monkeypatch: pytest.Mon
         "pg-password",
     ]
     output = yaml.safe_load(artifacts.profiles_yml)["customer_analytics"]["outputs"]["prod"]
-    assert output["password"] == "{{ env_var('PG_PASSWORD') }}"
+    assert output["password"] == "{{ env_var('DBT_ENV_SECRET_PG_PASSWORD') }}"
     assert output["schema"] == "public"
     dumped = json.loads(artifacts.model_dump_json(by_alias=True))
     assert dumped["compute"]["profile"]["password"] == {"secret_ref": "pg-password"}
@@ -105,7 +105,7 @@ def test_duckdb_secret_setting_compiles_to_env_var(
     output = yaml.safe_load(artifacts.profiles_yml)["p"]["outputs"]["dev"]
     assert output["settings"] == {
         "s3_region": "eu-west-1",
-        "s3_secret_access_key": "{{ env_var('LAKE_SECRET') }}",
+        "s3_secret_access_key": "{{ env_var('DBT_ENV_SECRET_LAKE_SECRET') }}",
     }
     assert artifacts.secret_refs == ["lake-secret"]
     artifacts_path, profiles_path = write_artifacts(artifacts, tmp_path / "out")

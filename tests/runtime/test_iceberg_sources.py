@@ -90,6 +90,8 @@ def test_rest_catalog_secrets_stay_env_var_references(
     text = artifacts.profiles_yml
     assert "sentinel-oauth-value" not in text
     config = yaml.safe_load(text)["customer_analytics"]["outputs"]["prod"]["plugins"][0]["config"]
-    assert config["credential"] == "floe-runtime:{{ env_var('POLARIS_OAUTH_SECRET') }}"
-    assert config["s3.secret-access-key"] == "{{ env_var('LAKE_SECRET') }}"
+    assert (
+        config["credential"] == "floe-runtime:{{ env_var('DBT_ENV_SECRET_POLARIS_OAUTH_SECRET') }}"
+    )
+    assert config["s3.secret-access-key"] == "{{ env_var('DBT_ENV_SECRET_LAKE_SECRET') }}"
     assert config["uri"] == "https://polaris.acme.internal/api/catalog"

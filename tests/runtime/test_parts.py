@@ -51,7 +51,8 @@ def test_secrets_never_shown() -> None:
     secrets = Secrets({"pg-password": "hunter2-sentinel"})
     assert "hunter2" not in repr(secrets)
     assert secrets.redact("auth failed for hunter2-sentinel") == "auth failed for ***"
-    assert secrets.env() == {"PG_PASSWORD": "hunter2-sentinel"}  # for the dbt process only
+    # For the dbt process only, as the secret variable dbt scrubs and keeps out of models.
+    assert secrets.env() == {"DBT_ENV_SECRET_PG_PASSWORD": "hunter2-sentinel"}
 
 
 # ---------------------------------------------------------------- telemetry and lineage

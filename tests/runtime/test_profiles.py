@@ -16,8 +16,16 @@ from pydantic import TypeAdapter
 
 from floe_runtime.compiler.profiles import profiles_yml
 from floe_runtime.config.platform import ComputeProfile
+from floe_runtime.runtime.secrets import Secrets
 
 SECRET = "profile-sentinel-6b1e"
+#: A service account key (its fields, not a real key: dbt loads profiles without connecting).
+BQ_KEY = (
+    '{"type": "service_account", "project_id": "acme-data", "client_email": '
+    '"floe@acme-data.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\\n'
+    'profile-sentinel-6b1e\\n-----END PRIVATE KEY-----\\n", "token_uri": '
+    '"https://oauth2.googleapis.com/token"}'
+)
 
 CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "duckdb": ({"type": "duckdb", "path": "./.floe/x.duckdb", "threads": 2}, {"path"}),
@@ -121,16 +129,11 @@ def test_generated_profile_loads_with_dbt(
     from dbt.flags import set_from_args
 
     case, required = CASES[kind]
-    secret_value = '{"type": "service_account"}' if kind == "bigquery" else SECRET
-    for var in (
-        "PG_PASSWORD",
-        "SF_PASSWORD",
-        "TRINO_PASSWORD",
-        "SPARK_TOKEN",
-        "BQ_KEY",
-        "DBX_TOKEN",
-    ):
-        monkeypatch.setenv(var, secret_value)
+    secret_value = BQ_KEY if kind == "bigquery" else SECRET
+    refs = ("pg-password", "sf-password", "trino-password", "spark-token", "bq-key", "dbx-token")
+    # What a run hands the dbt process: DBT_ENV_SECRET_* variables (and a JSON key's fields).
+    for var, value in Secrets(dict.fromkeys(refs, secret_value)).env().items():
+        monkeypatch.setenv(var, value)
     raw = _raw_profiles(case, tmp_path)
     from argparse import Namespace
 
@@ -166,6 +169,9 @@ def test_generated_profile_loads_with_dbt(
     # Each secret reached the adapter's credentials as the value of its env_var() call.
     for key, expected in SECRET_FIELDS.get(kind, {}).items():
         got = getattr(creds, key)
-        assert got == (yaml.safe_load(secret_value) if kind == "bigquery" else expected), key
+        if kind == "bigquery":  # the key's fields, each from its own secret variable
+            assert {k: v for k, v in got.items() if v} == yaml.safe_load(secret_value), key
+            continue
+        assert got == expected, key
     if kind == "duckdb":
         assert Path(creds.path).is_absolute()

@@ -66,7 +66,7 @@ compute:
 
     profiles = yaml.safe_load((project / "target" / "floe" / "profiles.yml").read_text())
     output = profiles["customer_analytics"]["outputs"]["pg"]
-    assert output["password"] == "{{ env_var('PG_PASSWORD') }}"
+    assert output["password"] == "{{ env_var('DBT_ENV_SECRET_PG_PASSWORD') }}"
 
 
 def test_missing_secret_fails_before_anything_runs(tmp_path: Path) -> None:
