@@ -1,8 +1,11 @@
 // Drives a real VS Code (code-server) with Playwright through the steps of
 // tests/vscode/test_vscode_e2e.py and prints one JSON object of what it saw.
-// Usage: node drive.js <url> <mode: full|missing> <screenshot dir>
+// Usage: node drive.js <url> <mode: full|missing|python> <screenshot dir>
+// At a checkpoint it prints {"checkpoint": name} and waits for one line on stdin: the test
+// inspects processes and files there ("ok" goes on, anything else aborts the drive).
 'use strict';
 const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+const readline = require('node:readline');
 const [url, mode, shots] = process.argv.slice(2);
 const seen = { steps: [] };
 const t0 = Date.now();
@@ -10,13 +13,35 @@ function step(name, extra) {
   seen.steps.push({ name, ms: Date.now() - t0, ...(extra || {}) });
 }
 
+const replies = [];
+let waiting = null;
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  if (waiting) {
+    const w = waiting;
+    waiting = null;
+    w(line);
+  } else {
+    replies.push(line);
+  }
+});
+
+async function checkpoint(name) {
+  process.stdout.write(JSON.stringify({ checkpoint: name }) + '\n');
+  const reply = replies.length ? replies.shift() : await new Promise((resolve) => (waiting = resolve));
+  if (reply.trim() !== 'ok') throw new Error(`checkpoint ${name}: ${reply}`);
+  step(name);
+}
+
 async function palette(page, text) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ state: 'visible' });
   await input.fill('>' + text);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: text }).first().waitFor();
-  await page.keyboard.press('Enter');
+  // The command whose label is exactly `text` (Enter would take the first fuzzy match).
+  const exact = new RegExp('^' + text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '$');
+  const row = page.locator('.quick-input-widget .monaco-list-row')
+    .filter({ has: page.locator('.label-name', { hasText: exact }) }).first();
+  await row.click();
 }
 
 async function gotoLine(page, n) {
@@ -33,6 +58,22 @@ async function lineText(page, n) {
     const sorted = lines.sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top));
     return sorted[i - 1] ? sorted[i - 1].textContent.replace(/\u00a0/g, ' ') : null;
   }, n);
+}
+
+async function openFile(page, name, text) {
+  await page.keyboard.press('Control+P');
+  await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
+  await page.keyboard.type(name);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await page.locator('.editor-instance .view-line', { hasText: text }).waitFor();
+}
+
+// The Problems panel's rows once one of them has `source` (a line of its own) and `text`.
+async function problemRows(page, source, text) {
+  await page.waitForFunction(([src, txt]) => [...document.querySelectorAll('.markers-panel .monaco-list-row')]
+    .some((r) => r.innerText.split('\n').includes(src) && r.innerText.includes(txt)), [source, text], { timeout: 60000 });
+  return page.locator('.markers-panel .monaco-list-row').allInnerTexts();
 }
 
 async function toast(page, text, timeout) {
@@ -55,13 +96,11 @@ async function main() {
       step('notification');
       return;
     }
-    // Open floe.yaml.
-    await page.keyboard.press('Control+P');
-    await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
-    await page.keyboard.type('floe.yaml');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'floe.yaml' }).first().waitFor();
-    await page.keyboard.press('Enter');
-    await page.locator('.editor-instance .view-line', { hasText: 'catalog: default' }).waitFor();
+    if (mode === 'python') {
+      await python(page);
+      return;
+    }
+    await openFile(page, 'floe.yaml', 'catalog: default');
     step('opened');
     // The server started from the workspace .venv: its lenses show up.
     await page.locator('.codelens-decoration', { hasText: 'Compile (dev)' }).first().waitFor({ timeout: 60000 });
@@ -145,18 +184,35 @@ async function main() {
     await page.locator('.statusbar-item', { hasText: 'floe: dev' }).first().waitFor({ timeout: 20000 });
     seen.statusAfter = await page.locator('.statusbar-item', { hasText: 'floe:' }).first().innerText();
     step('environment');
-    // Run from the palette: a cancellable progress notification, then success.
+    // Run, then Cancel in its progress notification: at 'hold-run' the test adds a model that
+    // sleeps, at 'run-started' it sees the run's dbt process, at 'run-cancelled' it checks that
+    // none is left and nothing reached the catalog.
+    await checkpoint('hold-run');
+    await page.locator('.editor-instance .view-lines').click();
+    await palette(page, 'Floe: Run');
+    const running = page.locator('.notifications-toasts .notification-toast', { hasText: 'floe run (dev)' })
+      .filter({ has: page.locator('.monaco-button', { hasText: 'Cancel' }) }).first();
+    await running.waitFor({ timeout: 30000 });
+    await checkpoint('run-started');
+    await running.locator('.monaco-button', { hasText: 'Cancel' }).click();
+    seen.cancelled = await toast(page, 'floe run (dev) cancelled', 60000);
+    await running.waitFor({ state: 'detached', timeout: 30000 });
+    seen.progressAfterCancel = await page.locator('.notifications-toasts .notification-toast .monaco-progress-container.active').count();
+    await checkpoint('run-cancelled');
+    await palette(page, 'Notifications: Clear All Notifications');
+    await page.locator('.notifications-toasts .notification-toast').first().waitFor({ state: 'detached', timeout: 10000 }).catch(() => undefined);
+    // Run from the palette again: a cancellable progress notification, then success.
     await page.locator('.editor-instance .view-lines').click();
     await palette(page, 'Floe: Run');
     const progress = page.locator('.notifications-toasts .notification-toast', { hasText: 'floe run (dev)' }).first();
     await progress.waitFor({ timeout: 30000 });
     seen.progressCancellable = (await page.locator('.notifications-toasts .monaco-button', { hasText: 'Cancel' }).count()) > 0;
-    seen.run = await toast(page, 'floe run (dev) succeeded', 600000);
+    seen.run = await toast(page, /floe run \(dev\) (succeeded|failed)/, 600000);
     step('run');
     // Open Lineage: a webview with the models.
     await palette(page, 'Floe: Open Lineage');
     let frame;
-    for (let i = 0; i < 600 && !frame; i++) {
+    for (let i = 0; i < 1200 && !frame; i++) {
       for (const f of page.frames()) {
         if (await f.locator('[data-name]').count().catch(() => 0)) {
           frame = f;
@@ -172,17 +228,54 @@ async function main() {
     await page.keyboard.press('Control+J'); // hide the panel, then give the webview the window
     await page.keyboard.press('Control+B'); // and the side bar
     await page.locator('.tab', { hasText: 'Floe lineage' }).first().click();
-    await palette(page, 'Close Editors in Other Groups').catch(() => page.keyboard.press('Escape'));
+    await palette(page, 'View: Close Editors in Other Groups').catch(() => page.keyboard.press('Escape'));
     await page.waitForTimeout(800);
     await page.screenshot({ path: `${shots}/vscode-lineage.png` });
     step('lineage');
+    // A model's node opens its .sql file: click the node, then "Open orders.sql" in its details.
+    await frame.locator('.node[data-name="orders"]').first().click();
+    await frame.locator('#open-sql').click();
+    await page.locator('.tab.active', { hasText: 'orders.sql' }).first().waitFor({ timeout: 20000 });
+    // The breadcrumbs name the file by its path in the workspace.
+    seen.openedPath = await page.locator('.editor-group-container.active .breadcrumbs-control .monaco-breadcrumb-item')
+      .allInnerTexts();
+    seen.openedText = await page.locator('.editor-group-container.active .editor-instance .view-lines').first().innerText();
+    step('open-sql');
   } catch (err) {
     seen.error = String(err && err.stack || err);
     await page.screenshot({ path: `${shots}/failure-${mode}.png` }).catch(() => undefined);
   } finally {
     await browser.close();
-    process.stdout.write(JSON.stringify(seen) + '\n');
+    // stdin (the checkpoint replies) would keep node alive.
+    process.stdout.write(JSON.stringify(seen) + '\n', () => process.exit(0));
   }
+}
+
+// The Python extension's interpreter (the stand-in in tests/vscode/python-standin), a tasks.json
+// task filling the Problems panel, and a restart on an interpreter change.
+async function python(page) {
+  await openFile(page, 'floe.yaml', 'catalog: defualt');
+  await page.locator('.squiggly-error').first().waitFor({ timeout: 60000 });
+  step('squiggle');
+  await checkpoint('server-started');
+  // Tasks: Run Task → the tasks.json task → the problem matcher's entries.
+  await palette(page, 'Tasks: Run Task');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'floe validate' }).first().click();
+  await page.getByRole('tab', { name: /^Problems/ }).first().click(); // the terminal has the focus
+  seen.taskProblems = await problemRows(page, 'floe-runtime', 'FLOE010');
+  step('task');
+  // Python: Select Interpreter → another interpreter: the server restarts with it.
+  await page.locator('.editor-instance .view-lines').first().click();
+  await palette(page, 'Python: Select Interpreter');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(process.env.FLOE_OTHER_PYTHON);
+  await page.keyboard.press('Enter');
+  await checkpoint('interpreter-changed');
+  // The new server publishes the typo again.
+  await page.getByRole('tab', { name: /^Problems/ }).first().click();
+  seen.problemsAfterRestart = await problemRows(page, 'floe', 'FLOE010');
+  step('restarted');
 }
 
 main();
