@@ -403,6 +403,12 @@ def register(server: FloeLanguageServer) -> None:
     async def lineage_(ls: FloeLanguageServer, *args: Any) -> dict[str, Any]:
         return await run_command(ls, "lineage", args)
 
+    @server.command("floe.diffEnvironments")
+    async def diff_(ls: FloeLanguageServer, *args: Any) -> dict[str, Any]:
+        from floe_lsp.envdiff import diff_command
+
+        return await diff_command(ls, args)
+
     @server.command("floe.listEnvironments")
     def environments_(ls: FloeLanguageServer, *args: Any) -> list[dict[str, Any]]:
         return list_environments(ls)

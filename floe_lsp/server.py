@@ -61,7 +61,10 @@ FEATURES: list[tuple[str, Any, str]] = [
     (types.TEXT_DOCUMENT_DOCUMENT_SYMBOL, None, "symbols:on_symbols"),
     (
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+        # Source: floe.diffEnvironments (floe_lsp/envdiff.py), offered on floe.yaml.
+        types.CodeActionOptions(
+            code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.Source]
+        ),
         "code_actions:on_code_action",
     ),
 ]

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "schema": ("floe_runtime.cli.schema", "Print the JSON Schema of floe.yaml or platform.yaml."),
     "init": ("floe_runtime.cli.init", "Create a new pipeline project that validates clean."),
+    "diff": (
+        "floe_runtime.cli.diff:diff_command",
+        "Show how two environments differ, per profile the pipeline uses.",
+    ),
     "run": (
         "floe_runtime.cli.runtime_commands:run",
         "Run the pipeline: dbt via Dagster, publish to Iceberg.",
