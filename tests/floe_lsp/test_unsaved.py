@@ -43,8 +43,15 @@ async def mute_client(lsp_client: LanguageClient, project: Path) -> AsyncIterato
 def answering(
     client: LanguageClient, title: str | None, before: Callable[[], None] | None = None
 ) -> list[types.ShowMessageRequestParams]:
-    """Answer every window/showMessageRequest with the action `title` (None: dismissed)."""
+    """Answer every window/showMessageRequest with the action `title` (None: dismissed).
+
+    Saving changes the files on disk, after which the server may ask the client to
+    redraw: answered as an editor does.
+    """
     asked: list[types.ShowMessageRequestParams] = []
+    for method in (types.WORKSPACE_INLAY_HINT_REFRESH, types.WORKSPACE_CODE_LENS_REFRESH):
+        if method not in client.protocol.fm.features:
+            client.feature(method)(lambda params: None)
 
     @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)  # type: ignore[untyped-decorator]
     def show_message_request(params: types.ShowMessageRequestParams) -> Any:
