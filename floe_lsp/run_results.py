@@ -193,11 +193,14 @@ def refresh(ls: FloeLanguageServer) -> None:
 def _refresh_lenses(ls: FloeLanguageServer) -> None:
     global _lens_state
     state = {
-        project.pipeline_file: tuple(
-            f"{env}:{record.run_id}:{record.finished_at}"
-            for env, record in sorted(last_runs(project).items())
-        )
+        project.pipeline_file: runs
         for project in ls.state.all_projects()
+        if (
+            runs := tuple(
+                f"{env}:{record.run_id}:{record.finished_at}"
+                for env, record in sorted(last_runs(project).items())
+            )
+        )
     }
     if state == _lens_state:
         return
