@@ -6,11 +6,13 @@ Secrets stay `secret_ref`s here; the generated dbt profiles refer to them with
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from floe_runtime.analysis.secrets import mask_text
 from floe_runtime.config.pipeline import Pipeline
 from floe_runtime.config.platform import (
     CatalogProfile,
@@ -80,10 +82,27 @@ class CompiledArtifacts(_Frozen):
     profiles_yml: str = Field(description="Generated dbt profiles.yml (secrets as env_var()).")
     secret_refs: list[str] = Field(description="Every secret a run of these artifacts needs.")
 
+    def public_json(self) -> str:
+        """The JSON written to `compiled_artifacts.json`: every credential written inside a
+        URL masked (`postgresql://u:***@h/db`) by the engine's one rule (FLOE020's)."""
+        data = _masked(self.model_dump(mode="json", by_alias=True))
+        return json.dumps(data, indent=2, ensure_ascii=False)
+
     def resolve_path(self, value: str) -> Path:
         """A path from the config, made absolute against the project root."""
         path = Path(value).expanduser()
         return path if path.is_absolute() else (Path(self.project_root) / path).resolve()
+
+
+def _masked(value: Any) -> Any:
+    """JSON data with `mask_text` applied to every string in it."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
 
 
 def load_artifacts(path: Path) -> CompiledArtifacts:

@@ -189,8 +189,6 @@ def write_artifacts(artifacts: CompiledArtifacts, out_dir: Path) -> tuple[Path, 
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts_path = out_dir / ARTIFACTS_FILE
     profiles_path = out_dir / "profiles.yml"
-    artifacts_path.write_text(
-        artifacts.model_dump_json(indent=2, by_alias=True) + "\n", encoding="utf-8"
-    )
+    artifacts_path.write_text(artifacts.public_json() + "\n", encoding="utf-8")
     profiles_path.write_text(artifacts.profiles_yml, encoding="utf-8")
     return artifacts_path, profiles_path

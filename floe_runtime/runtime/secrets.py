@@ -112,6 +112,7 @@ _MIN_REDACTED = 4
 #: run of text made of its `_SUBSTRING`-character pieces redacted (what `substr()` shows).
 _SUBSTRINGS_FROM = 12
 _SUBSTRING = 8
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _text_forms(value: str) -> set[str]:
@@ -154,9 +155,10 @@ def _redaction_patterns(values: Iterable[str]) -> tuple[re.Pattern[str], frozens
     for value in values:
         if len(value) < _MIN_REDACTED:
             continue
-        texts = _text_forms(value)
-        whole |= texts | _base64_forms(value)
-        for text in (_lower(t) for t in texts if len(t) >= _SUBSTRINGS_FROM):
+        whole |= _text_forms(value) | _base64_forms(value)
+        # Not from a URL's `scheme://`: a secret that is a URL would blank out every URL.
+        tail = _URL_SCHEME.sub("", value, count=1)
+        for text in (_lower(t) for t in _text_forms(tail) if len(t) >= _SUBSTRINGS_FROM):
             pieces |= {text[i : i + _SUBSTRING] for i in range(len(text) - _SUBSTRING + 1)}
     alternatives = "|".join(re.escape(w) for w in sorted(whole, key=len, reverse=True))
     return re.compile(alternatives or "(?!)", re.IGNORECASE), frozenset(pieces)
@@ -226,7 +228,9 @@ class Secrets:
         URL-encoded (`%2F`, `+` for a space), JSON-escaped and base64-encoded. A value
         (or encoded form) of 12 characters or more also loses every stretch of text
         made of its 8-character pieces, so `substr()` of it is redacted too; shorter
-        pieces are left, as they would blank out ordinary words.
+        pieces are left, as they would blank out ordinary words. Leaking is worse than
+        masking too much: text that merely shares 8 characters with a secret is masked
+        as well (only a URL secret's `scheme://` is exempt).
         """
         spans = [m.span() for m in self._whole.finditer(text)]
         if self._pieces:

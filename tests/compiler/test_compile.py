@@ -79,6 +79,59 @@ def test_write_and_load_round_trip(example: Path, tmp_path: Path) -> None:
     assert json.loads(artifacts_path.read_text())["schema_version"] == "1"
 
 
+def test_compiled_artifacts_json_masks_credentials_inside_urls(
+    example: Path, tmp_path: Path
+) -> None:
+    """validate refuses such URLs in the files (FLOE020); artifacts built another way (a
+    library caller, a model's settings) are still written with them masked by that rule."""
+    from floe_runtime.compiler.artifacts import ResolvedCatalog
+    from floe_runtime.config.platform import RestCatalog, SqlCatalog
+
+    artifacts = compile_project(discover(example), "prod")
+    pipeline = artifacts.pipeline.model_copy(
+        update={"description": "mirrors https://mirror:desc-sentinel@files.acme.org/raw"}
+    )
+    sql = artifacts.model_copy(
+        update={
+            "pipeline": pipeline,
+            "catalog": ResolvedCatalog(
+                name="default",
+                profile=SqlCatalog(type="sql", uri="postgresql://floe:pg-sentinel@db/iceberg"),
+            ),
+        }
+    )
+    rest = artifacts.model_copy(
+        update={
+            "catalog": ResolvedCatalog(
+                name="default",
+                profile=RestCatalog(
+                    type="rest",
+                    uri="https://cat.acme.org/api?token=tok-sentinel&v=2",
+                    properties={"header.X-Mirror": "https://u:prop-sentinel@mirror.acme.org"},
+                ),
+            )
+        }
+    )
+    sql_path, _ = write_artifacts(sql, tmp_path / "sql")
+    rest_path, _ = write_artifacts(rest, tmp_path / "rest")
+    sql_text, rest_text = sql_path.read_text(), rest_path.read_text()
+    for sentinel in ("desc-sentinel", "pg-sentinel", "tok-sentinel", "prop-sentinel"):
+        assert sentinel not in sql_text + rest_text
+    written = json.loads(sql_text)
+    assert written["catalog"]["profile"]["uri"] == "postgresql://floe:***@db/iceberg"
+    assert written["pipeline"]["description"] == ("mirrors https://mirror:***@files.acme.org/raw")
+    written = json.loads(rest_text)
+    assert written["catalog"]["profile"]["uri"] == "https://cat.acme.org/api?token=***&v=2"
+    assert written["catalog"]["profile"]["properties"] == {
+        "header.X-Mirror": "https://u:***@mirror.acme.org"
+    }
+    # The rest is written as it is: the round trip of artifacts without such URLs holds.
+    assert (
+        json.loads(sql_text)["compute"]
+        == artifacts.model_dump(mode="json", by_alias=True)["compute"]
+    )
+
+
 DUCKDB_WITH_SECRET_SETTING = """version: "1"
 storage:
   default: {type: local}

@@ -44,6 +44,11 @@ observability:
   lineage: {transport: file, path: ./.floe/lineage.jsonl, namespace: shop-dev}
 """
 
+#: The same platform with no secret at all.
+NO_SECRET_PLATFORM = PLATFORM.replace(
+    "    settings:\n      custom_extension_repository: {secret_ref: ext-repo}\n", ""
+)
+
 
 def leaked_forms(value: str) -> dict[str, str]:
     """What a leak of `value` looks like, by name of the form."""
@@ -223,7 +228,7 @@ def test_an_oauth_secret_a_catalog_echoes_url_encoded_is_redacted(
 ) -> None:
     project = copy_project("shop", tmp_path / "shop")
     (project / "platform.yaml").write_text(
-        PLATFORM.replace(
+        NO_SECRET_PLATFORM.replace(
             'default: {type: sql, uri: "sqlite:///.floe/catalog.db"}',
             f"""default:
     type: rest
@@ -232,7 +237,7 @@ def test_an_oauth_secret_a_catalog_echoes_url_encoded_is_redacted(
       mode: oauth2
       client_id: floe-client
       client_secret: {{secret_ref: catalog-secret}}""",
-        ).replace("    settings:\n      custom_extension_repository: {secret_ref: ext-repo}\n", "")
+        )
     )
     secret = "c@t/alog+Se cret&x=1-44f0"
     result = floe("run", str(project), env={"CATALOG_SECRET": secret})
@@ -241,3 +246,48 @@ def test_an_oauth_secret_a_catalog_echoes_url_encoded_is_redacted(
     assert "client_secret=" in result.output, result.output  # with what it echoed
     assert found(result.output, secret) == [], result.output
     assert tree_leaks(project, secret) == {}
+
+
+# ---------------------------------------------------------------- credentials inside URLs
+
+
+def test_lineage_printed_to_the_console_masks_credentials_written_inside_urls(
+    tmp_path: Path,
+) -> None:
+    """A model's SQL (the `sql` facet) and dbt's error (`errorMessage`) may hold a URL with
+    its password or token: the events show them masked by the engine's rule (FLOE020's)."""
+    project = _shop(
+        tmp_path,
+        {
+            "source_uri": (
+                "select 'postgresql://etl:pg-url-sentinel@db.internal/wh' as uri,"
+                " 'https://files.internal/x.csv?token=tok-url-sentinel&v=1' as file\n"
+            ),
+            "bad_uri": "select cast('https://u:err-url-sentinel@h.internal/x' as integer) as n\n",
+        },
+    )
+    (project / "platform.yaml").write_text(
+        NO_SECRET_PLATFORM.replace(
+            "lineage: {transport: file, path: ./.floe/lineage.jsonl, namespace: shop-dev}",
+            "lineage: {transport: console, namespace: shop-dev}",
+        )
+    )
+    result = floe("run", str(project))
+    assert result.code == 1, result.output
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    sql = {
+        e["job"]["name"]: e["job"]["facets"]["sql"]["query"]
+        for e in events
+        if "sql" in e["job"].get("facets", {})
+    }
+    assert "postgresql://etl:***@db.internal/wh" in sql["shop.source_uri"]
+    assert "?token=***&v=1" in sql["shop.source_uri"]
+    errors = [
+        e["run"]["facets"]["errorMessage"]["message"]
+        for e in events
+        if "errorMessage" in e["run"]["facets"] and e["job"]["name"] == "shop.bad_uri"
+    ]
+    assert errors and "https://u:***@h.internal/x" in errors[-1], errors
+    printed = "\n".join(json.dumps(e) for e in events)
+    for sentinel in ("pg-url-sentinel", "tok-url-sentinel", "err-url-sentinel"):
+        assert sentinel not in printed

@@ -67,6 +67,10 @@ def test_redaction_leaves_what_is_no_secret() -> None:
     # A short value (under 12) is redacted whole, in any case, never by pieces.
     assert secrets.redact("HUNTER2 hunter hunte") == "*** hunter hunte"
     assert secrets.redact("") == ""
+    # A secret that is a URL does not blank out the scheme of every other URL.
+    webhook = Secrets({"hook": "https://hooks.example/T0/B1/abcdefgh"})
+    assert webhook.redact("see https://docs.acme.org/x") == "see https://docs.acme.org/x"
+    assert webhook.redact("posted to HTTPS://HOOKS.EXAMPLE/T0") == "posted to HTTPS://***"
     assert Secrets({}).redact("anything at all") == "anything at all"
 
 
