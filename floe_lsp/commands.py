@@ -130,7 +130,9 @@ async def run_command(
         cwd=root,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"},
+        # The output panel has no width: never wrap or cut the summary table at the
+        # server's inherited COLUMNS (a narrow terminal that launched the editor).
+        env={**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"},
         start_new_session=True,  # its own process group: cancel stops dbt too
     )
     tail: deque[str] = deque(maxlen=20)

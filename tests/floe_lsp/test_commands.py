@@ -20,11 +20,10 @@ pytestmark = [
 
 
 @pytest.fixture(autouse=True)
-def _server_without_columns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Servers start without COLUMNS, as an editor starts them: GNU readline, once loaded in
-    the test process, exports COLUMNS=80 outside os.environ, and a run would honour it."""
-    monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.delenv("COLUMNS")  # unsetenv: the environment a server process inherits
+def _server_in_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers inherit COLUMNS=40, as from a narrow terminal that launched the editor: the
+    run's output in the editor must still not be cut to that width."""
+    monkeypatch.setenv("COLUMNS", "40")
 
 
 async def test_code_lenses_per_environment(client: LanguageClient, project: Path) -> None:
@@ -194,6 +193,13 @@ async def test_run_to_success_then_open_lineage(pull_client: LanguageClient, pro
     from pyiceberg.catalog.sql import SqlCatalog
 
     client = pull_client
+    lens_refreshes: list[None] = []
+    if types.WORKSPACE_CODE_LENS_REFRESH not in client.protocol.fm.features:
+
+        @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)  # type: ignore[untyped-decorator]
+        def code_lens_refresh(params: None) -> None:
+            lens_refreshes.append(params)
+
     floe = project / "floe.yaml"
     open_doc(client, floe)
     result = await client.workspace_execute_command_async(
@@ -208,6 +214,12 @@ async def test_run_to_success_then_open_lineage(pull_client: LanguageClient, pro
         row = rf"\| {name} +\| table +\| success \| +[\d.]+s \| +{rows} \| analytics\.{name} +\|"
         assert any(re.fullmatch(row, line) for line in lines), (name, lines)
     await _info(client, f"floe run (dev) succeeded: {lines[-1]}")
+    await wait_for(lambda: bool(lens_refreshes), what="workspace/codeLens/refresh (last-run lens)")
+    lenses = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri(floe)))
+    )
+    titles = [lens.command.title for lens in lenses or [] if lens.command]
+    assert any(re.match(r"✓ dev .* · 9 models · 46 tests", t) for t in titles), titles
     progress = _progress(client, "floe run (dev)")
     assert progress[0].cancellable is True
     assert isinstance(progress[-1], types.WorkDoneProgressEnd) and progress[-1].message == "done"
