@@ -67,13 +67,14 @@ def hover(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.H
     ):
         return _hover(ls, _profile_uses(ls, path, str(cur.path[0]), cur.text), rng)
     target = (*cur.path, cur.text) if cur.kind == "key" else cur.path
+    runs = _last_runs(ls, path, model, target)
     if cur.kind == "value":
         parent = slot_at(model, target[:-1], cur.data)
         if parent is not None and parent.discriminator == target[-1]:
             member = parent.tag_values().get(cur.text)
             if member is not None:
                 doc_text = (member.__doc__ or "").strip()
-                return _hover(ls, f"**{target[-1]}: {cur.text}** — {doc_text}", rng)
+                return _hover(ls, f"**{target[-1]}: {cur.text}** — {doc_text}{runs}", rng)
     slot = slot_at(model, target, cur.data)
     if slot is None:
         return None
@@ -84,7 +85,22 @@ def hover(ls: FloeLanguageServer, uri: str, position: types.Position) -> types.H
         default = slot.field.default
         if isinstance(default, (str, int, float, bool)):
             body += f"\n\nDefault: `{default}`"
-    return _hover(ls, body, rng)
+    return _hover(ls, body + runs, rng)
+
+
+def _last_runs(
+    ls: FloeLanguageServer, path: Path, model: object, target: tuple[object, ...]
+) -> str:
+    """Inside a transform of floe.yaml: its models' last run per environment, as a section."""
+    if model is not Pipeline or target[:1] != ("transforms",) or len(target) < 2:
+        return ""
+    index = target[1]
+    if not isinstance(index, int):
+        return ""
+    from floe_lsp import run_results
+
+    markdown = run_results.transform_markdown(ls, path, index)
+    return f"\n\n---\n\n{markdown}" if markdown else ""
 
 
 def _profile_uses(ls: FloeLanguageServer, path: Path, section: str, name: str) -> str:

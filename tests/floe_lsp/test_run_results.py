@@ -194,20 +194,34 @@ async def test_editor_run_shows_failures_and_a_passing_terminal_run_clears_them(
     assert titles[2] == "✓ dev just now · 3 models · 2 tests", titles
 
 
-async def test_the_transform_hover_lists_each_model_s_last_run(failed_run: Path) -> None:
-    """The markdown hover.py shows on a transform (built from the same results file)."""
-    from floe_lsp.run_results import transform_markdown
-    from floe_lsp.server import FloeLanguageServer
-
-    ls = FloeLanguageServer()
-    ls.state.scan([failed_run])
-    floe = (failed_run / "floe.yaml").resolve()
-    markdown = transform_markdown(ls, floe, 0)
-    assert markdown is not None
-    lines = markdown.split("\n")
-    assert lines[0].startswith("**Last run · dev** ✗ ")
-    assert any(line.startswith("- ✓ `fast` success · 1 row · ") for line in lines), markdown
-    assert any(line.startswith("- ✗ `bad` error · ") for line in lines), markdown
+async def test_the_transform_hover_lists_each_model_s_last_run(
+    started_after_run: LanguageClient, after_failed_run: Path
+) -> None:
+    """Hovering inside a transform of floe.yaml shows its models' last run."""
+    client = started_after_run
+    floe = after_failed_run / "floe.yaml"
+    text = open_doc(client, floe)
+    line = text.split("\n").index("    path: ./dbt")
+    found = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri(floe)),
+            position=types.Position(line=line, character=6),
+        )
+    )
+    assert found is not None and isinstance(found.contents, types.MarkupContent)
+    lines = found.contents.value.split("\n")
+    assert lines[0].startswith("**path**")  # the field's own hover comes first
+    assert any(line.startswith("**Last run · dev** ✗ ") for line in lines), lines
+    assert any(line.startswith("- ✓ `fast` success · 1 row · ") for line in lines), lines
+    assert any(line.startswith("- ✗ `bad` error · ") for line in lines), lines
     assert any(line.startswith("- ✓ `nulls` success, not published · ") for line in lines)
     assert "- tests: 1 passed, 1 failed" in lines
-    assert transform_markdown(ls, floe, 1) is None  # no second transform
+    # Outside the transforms no run is shown.
+    name = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri(floe)),
+            position=types.Position(line=text.split("\n").index("name: failing"), character=1),
+        )
+    )
+    assert name is not None and isinstance(name.contents, types.MarkupContent)
+    assert "Last run" not in name.contents.value
