@@ -36,10 +36,19 @@ def _absolute(value: str, root: Path) -> Path:
     return path if path.is_absolute() else (root / path).resolve()
 
 
+def file_uri(path: Path) -> str:
+    """`file://` and the absolute `path` as it is, not percent-encoded (`Path.as_uri`).
+
+    pyiceberg's FileIO takes a location's path without decoding it, so in a folder
+    `my proj` the encoded `file:///…/my%20proj/…` would be another folder (`my%20proj`).
+    """
+    return "file://" + path.as_posix()
+
+
 def storage_location(storage: StorageProfile, root: Path) -> str | None:
-    """The warehouse location of a storage profile, as a URI."""
+    """The warehouse location of a storage profile, as a URI (`file_uri` for local ones)."""
     if isinstance(storage, LocalStorage):
-        return _absolute(storage.path, root).as_uri()
+        return file_uri(_absolute(storage.path, root))
     if isinstance(storage, S3Storage):
         prefix = storage.prefix.strip("/")
         return f"s3://{storage.bucket}/{prefix}" if prefix else f"s3://{storage.bucket}"
@@ -120,7 +129,7 @@ def catalog_properties(
         warehouse = catalog.warehouse or storage_location(storage, root)
         if warehouse:
             if "://" not in warehouse:
-                warehouse = _absolute(warehouse, root).as_uri()
+                warehouse = file_uri(_absolute(warehouse, root))
             props["warehouse"] = warehouse
     elif isinstance(catalog, PolarisCatalog | RestCatalog):
         props.update({"type": "rest", "uri": catalog.uri})

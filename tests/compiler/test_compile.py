@@ -169,3 +169,14 @@ def test_duckdb_secret_setting_compiles_to_env_var(
     ):
         assert "lake-sentinel-93f2" not in text
     assert load_artifacts(artifacts_path) == artifacts
+
+
+def test_a_local_warehouse_is_its_folder_as_written_not_percent_encoded(tmp_path: Path) -> None:
+    from floe_runtime.compiler.catalog import catalog_properties, storage_location
+    from floe_runtime.config.platform import LocalStorage, SqlCatalog
+
+    root = tmp_path / "my proj"
+    storage = LocalStorage(type="local", path="./.floe/warehouse")
+    assert storage_location(storage, root) == f"file://{root}/.floe/warehouse"
+    catalog = SqlCatalog(type="sql", uri="sqlite:///c.db", warehouse="./w h")
+    assert catalog_properties(storage, catalog, root, str)["warehouse"] == f"file://{root}/w h"
