@@ -247,4 +247,6 @@ def code_actions(ls: FloeLanguageServer, params: types.CodeActionParams) -> list
 def on_code_action(
     ls: FloeLanguageServer, params: types.CodeActionParams
 ) -> list[types.CodeAction]:
-    return code_actions(ls, params)
+    from floe_lsp import envdiff
+
+    return code_actions(ls, params) + envdiff.code_actions(ls, params)

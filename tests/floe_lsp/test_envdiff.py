@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,60 @@ async def test_diff_command_without_environments_compares_the_two(
     )
 
 
-async def test_code_actions_offer_each_pair_of_environments(project: Path) -> None:
+def _as_action(item: types.CodeAction | types.Command) -> types.CodeAction:
+    """The code action the server sent.
+
+    lsprotocol's client-side hook structures any code action carrying a `command` as a
+    `Command`, with the nested command's dict turned into its `str()`: undo that here
+    (VS Code and Neovim read the JSON as sent).
+    """
+    if isinstance(item, types.CodeAction):
+        return item
+    nested = ast.literal_eval(item.command)
+    raw = {"title": item.title, "command": nested}
+    return types.CodeAction(
+        title=raw["title"],
+        kind=None,  # lost by that hook: test_source_action_kind_and_filtering checks it
+        command=types.Command(
+            title=nested["title"], command=nested["command"], arguments=nested.get("arguments")
+        ),
+    )
+
+
+async def test_code_actions_offer_each_pair_of_environments(
+    client: LanguageClient, project: Path
+) -> None:
+    """textDocument/codeAction on floe.yaml: a source action per pair of environments."""
+    floe = project / "floe.yaml"
+    open_doc(client, floe)
+
+    async def offered(only: list[str] | None) -> list[types.CodeAction]:
+        zero = types.Position(line=0, character=0)
+        found = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri(floe)),
+                range=types.Range(start=zero, end=zero),
+                context=types.CodeActionContext(diagnostics=[], only=only),
+            )
+        )
+        return [_as_action(a) for a in found or []]
+
+    [action] = [a for a in await offered(None) if a.title.startswith("Compare environments")]
+    assert action.title == "Compare environments dev ↔ prod"
+    assert action.command is not None
+    assert action.command.arguments == [uri(floe.resolve()), "dev", "prod"]
+    assert await offered([types.CodeActionKind.Source]) == [action]
+    assert await offered([types.CodeActionKind.QuickFix]) == []
+    # The action's command runs as offered.
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command=action.command.command, arguments=action.command.arguments
+        )
+    )
+    assert result is not None and "`dev` ↔ `prod`" in result["markdown"]
+
+
+async def test_source_action_kind_and_filtering(project: Path) -> None:
     """What floe_lsp.code_actions adds on floe.yaml (floe_lsp.envdiff.code_actions)."""
     from floe_lsp.envdiff import code_actions
     from floe_lsp.server import FloeLanguageServer
