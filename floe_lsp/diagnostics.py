@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from floe_lsp.convert import path_of
+from floe_lsp.convert import apply_change, path_of
 from floe_lsp.server import FloeLanguageServer
 from floe_lsp.state import file_kind
 from floe_runtime.analysis import Diagnostic, Project
@@ -129,8 +129,15 @@ def did_change(ls: FloeLanguageServer, params: types.DidChangeTextDocumentParams
     path = path_of(params.text_document.uri)
     if path is None or file_kind(path) is None:
         return
-    doc = ls.workspace.get_text_document(params.text_document.uri)
-    ls.state.set_open(path, doc.source, params.text_document.version)
+    opened = ls.state.open.get(path)
+    if opened is None:  # a change to a document never opened: pygls's copy is all there is
+        text = ls.workspace.get_text_document(params.text_document.uri).source
+    else:
+        # Our own copy, not pygls's: it splits lines at U+2028/U+0085 too (LSP does not).
+        text = opened.text
+        for change in params.content_changes:
+            text = apply_change(ls.workspace.position_codec, text, change)
+    ls.state.set_open(path, text, params.text_document.version)
     schedule(ls, ls.state.ensure(path))
     _cross_file(ls, path)
 

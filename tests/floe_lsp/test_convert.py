@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from lsp_helpers import codes, open_doc, uri, wait_for
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
+from pytest_lsp import LanguageClient
 
 from floe_lsp.convert import Converter, apply_change, split_lines
 from floe_runtime.analysis import Position
@@ -49,3 +53,45 @@ def test_utf16_units_and_ranges_past_the_end_are_clamped() -> None:
     assert apply_change(UTF16, text, _edit(7, 0, 0, "\nx: 1")) == text + "\nx: 1"
     whole = types.TextDocumentContentChangeWholeDocument(text="name: z\n")
     assert apply_change(UTF16, text, whole) == "name: z\n"
+
+
+# ---------------------------------------------------------------- through a live server
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("odd", ["\u2028", "\x85"])
+async def test_incremental_edit_below_an_unusual_character(
+    client: LanguageClient, project: Path, odd: str
+) -> None:
+    """The editor changes `compute: default` to `nowhere`; the server must see that line
+    changed, not `catalog:` above it (pygls's own document splits lines at U+2028/NEL)."""
+    floe = project / "floe.yaml"
+    base = floe.read_text()
+    base = base.replace(
+        "description: Revenue per customer,", f'description: "Revenue{odd}per customer,'
+    )
+    base = base.replace("from raw orders and payments\n", 'from raw orders and payments"\n')
+    floe.write_text(base)
+    open_doc(client, floe, base)
+    await wait_for(lambda: uri(floe) in client.diagnostics, what="first diagnostics")
+    assert codes(client, floe) == []
+    line = base.split("\n").index("compute: default")
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri(floe), version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=line, character=9),
+                        end=types.Position(line=line, character=16),
+                    ),
+                    text="nowhere",
+                )
+            ],
+        )
+    )
+    await wait_for(lambda: "FLOE010" in codes(client, floe), what="FLOE010")
+    found = [d for d in client.diagnostics[uri(floe)] if d.code == "FLOE010"]
+    assert len(found) == 2  # dev and prod; nothing else (catalog: untouched)
+    assert all(d.range.start.line == line and "nowhere" in d.message for d in found), found
+    assert codes(client, floe) == ["FLOE010", "FLOE010"]
