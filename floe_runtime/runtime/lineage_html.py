@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +33,36 @@ def _floe_facet(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_events(
-    path: Path, environment: str | None = None, pipeline: str | None = None
+    path: Path,
+    environment: str | None = None,
+    pipeline: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The run events of an NDJSON file, only those of `environment` and `pipeline` when named.
 
     Both are read from floe's own run facet, so one file shared by several environments
     (or pipelines) never mixes them up; an event without that facet belongs to none.
+    A line that is not a JSON event (bytes that are not UTF-8, a line cut short when a
+    run was killed) is skipped, and `warn` (default: standard error) told which, once.
     """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LineageError(f"cannot read {path}: {exc.strerror or exc}") from None
     events: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    bad: list[int] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
             continue
         try:
-            event = json.loads(line)
-        except ValueError:
-            raise LineageError(f"{path}:{number}: not a JSON lineage event") from None
-        if not isinstance(event, dict) or not isinstance(event.get("run"), dict):
+            event = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            bad.append(number)
+            continue
+        if isinstance(event, dict) and "run" not in event:
+            continue  # a dataset or job event (OpenLineage's static lineage): no run to draw
+        if not _is_run_event(event):
+            bad.append(number)
             continue
         floe = _floe_facet(event)
         if environment is not None and floe.get("environment") != environment:
@@ -54,7 +70,32 @@ def read_events(
         if pipeline is not None and floe.get("pipeline") != pipeline:
             continue
         events.append(event)
+    if len(bad) == 1:
+        (warn or _warn)(f"warning: {path}: skipped line {bad[0]}: not a JSON lineage event")
+    elif bad:
+        lines = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" * (len(bad) > 10))
+        (warn or _warn)(
+            f"warning: {path}: skipped {len(bad)} lines that are not JSON lineage events: {lines}"
+        )
     return events
+
+
+def _is_run_event(event: Any) -> bool:
+    """Whether a parsed line has the shape of a run event (what the page reads of it)."""
+    if not isinstance(event, dict):
+        return False
+    run, job = event.get("run"), event.get("job", {})
+    return (
+        isinstance(run, dict)
+        and isinstance(run.get("runId"), str)
+        and isinstance(run.get("facets", {}), dict)
+        and isinstance(job, dict)
+        and isinstance(job.get("facets", {}), dict)
+    )
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def load_events(
@@ -62,13 +103,14 @@ def load_events(
     run_id: str | None = None,
     environment: str | None = None,
     pipeline: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The events of one pipeline run (`run_id`, or the latest) from an NDJSON file.
 
     With `environment` (and `pipeline`), only that environment's runs count: the latest
     run is the latest of that environment, never one of another environment sharing the file.
     """
-    events = read_events(path, environment, pipeline)
+    events = read_events(path, environment, pipeline, warn)
     where = f"{path}" + (f" for environment '{environment}'" if environment else "")
     pipeline_runs = [e["run"]["runId"] for e in events if _parent_run_id(e) is None]
     if not pipeline_runs:
