@@ -5,6 +5,9 @@ dynamic registration. watchdog's native observer (inotify on Linux) watches each
 workspace folder and each pipeline found outside them, recursively; where it
 cannot (no native backend, the inotify watch limit reached) a polling observer
 takes that folder, listing only floe files and the folders a pipeline can live in.
+Build, dependency and hidden folders are skipped, except each pipeline's
+`.floe/runs/`, where `floe-runtime run` leaves its results (a run from a terminal
+must reach the editor too); a `.floe` made later is picked up, none is created.
 Changes are debounced and fed to the handler of the client's
 `workspace/didChangeWatchedFiles`, so both paths behave the same.
 """
@@ -37,14 +40,18 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver, PollingObserverVFS
 
+from floe_lsp.run_results import is_results_file
 from floe_lsp.server import FloeLanguageServer
 from floe_lsp.state import SKIP_DIRS
 from floe_runtime.analysis.project import PIPELINE_FILE, PLATFORM_FILE, Project
+from floe_runtime.runtime.results import results_path
 
 log = logging.getLogger(__name__)
 
 #: The files whose changes matter to the server (the same globs a watching client is given).
 WATCHED_NAMES = frozenset({PIPELINE_FILE, PLATFORM_FILE, "dbt_project.yml"})
+#: The hidden folder, and the folder in it, holding a pipeline's results files.
+RESULTS_FOLDERS = (".floe", "runs")
 #: Quiet time after the last event before a batch is handled: one save is several events.
 DEBOUNCE_SECONDS = 0.1
 #: The longest a change waits while events keep coming (a checkout writing many files).
@@ -71,24 +78,71 @@ def _pruned(parts: Iterable[str]) -> bool:
     return any(part in SKIP_DIRS or part.startswith(".") for part in parts)
 
 
+def _reported(parts: tuple[str, ...]) -> bool:
+    """Whether the file at `parts` (below a watched folder) is one whose changes are reported.
+
+    A floe file outside pruned folders, or a results file (`.floe/runs/*.json`) of
+    a folder outside them.
+    """
+    *folders, name = parts
+    if tuple(folders[-2:]) == RESULTS_FOLDERS:
+        return name.endswith(".json") and not _pruned(folders[:-2])
+    return name in WATCHED_NAMES and not _pruned(folders)
+
+
+def _watched_folder(parts: tuple[str, ...]) -> bool:
+    """Whether the folder at `parts` (below a watched folder) can hold reported files."""
+    for depth in (1, 2):  # `.floe` itself, `.floe/runs`
+        if parts[-depth:] == RESULTS_FOLDERS[:depth]:
+            return not _pruned(parts[:-depth])
+    return not _pruned(parts)
+
+
+def _is_results_folder(folder: Path) -> bool:
+    return (folder.parent.name, folder.name) == RESULTS_FOLDERS
+
+
+def _entered(folder: Path, name: str) -> bool:
+    """Whether a folder `name` inside `folder` is listed by the polling fallback."""
+    if _is_results_folder(folder):
+        return False
+    if folder.name == RESULTS_FOLDERS[0]:
+        return name == RESULTS_FOLDERS[1]  # not its warehouse or catalog
+    return name == RESULTS_FOLDERS[0] or (name not in SKIP_DIRS and not name.startswith("."))
+
+
+def _listed(folder: Path, name: str) -> bool:
+    """Whether a file `name` inside a folder `_entered` reached is reported."""
+    if _is_results_folder(folder):
+        return name.endswith(".json")
+    return folder.name != RESULTS_FOLDERS[0] and name in WATCHED_NAMES
+
+
 def _listdir(path: str | None) -> Iterator[os.DirEntry[str]]:
     """os.scandir for the polling fallback: only folders worth entering and floe files."""
+    folder = Path(path or ".")
     with os.scandir(path) as entries:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                if entry.name not in SKIP_DIRS and not entry.name.startswith("."):
+                if _entered(folder, entry.name):
                     yield entry
-            elif entry.name in WATCHED_NAMES:
+            elif _listed(folder, entry.name):
                 yield entry
 
 
 def _floe_files_below(folder: Path) -> Iterator[Path]:
-    """Floe files in a folder that appeared (moved in): its pruned tree."""
+    """Floe and results files in a folder that appeared (moved in): its pruned tree."""
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if _entered(here, d)]
         for name in filenames:
-            if name in WATCHED_NAMES:
-                yield Path(dirpath) / name
+            if _listed(here, name):
+                yield here / name
+
+
+def _is_reported_name(path: Path) -> bool:
+    """A moved file's side that is a floe or results file (the handler checked the folders)."""
+    return path.name in WATCHED_NAMES or is_results_file(path)
 
 
 class _Handler(FileSystemEventHandler):
@@ -108,9 +162,7 @@ class _Handler(FileSystemEventHandler):
                 relative = path.relative_to(self.root)
             except ValueError:
                 continue
-            if _pruned(relative.parts[:-1] if not event.is_directory else relative.parts):
-                continue
-            if event.is_directory or path.name in WATCHED_NAMES:
+            if _watched_folder(relative.parts) if event.is_directory else _reported(relative.parts):
                 self.post(event)
                 return
 
@@ -243,8 +295,9 @@ class Watcher:
                 out += [(p, created) for p in _floe_files_below(dest)]
             return out
         if isinstance(event, FileMovedEvent):
-            out = [(src, deleted)] if src.name in WATCHED_NAMES else []
-            if dest is not None and dest.name in WATCHED_NAMES:
+            # A results file is written to a temporary name, then moved onto its own.
+            out = [(src, deleted)] if _is_reported_name(src) else []
+            if dest is not None and _is_reported_name(dest):
                 out.append((dest, created))
             return out
         if isinstance(event, FileCreatedEvent):
@@ -286,7 +339,10 @@ def apply(ls: FloeLanguageServer, changes: list[Change]) -> None:
                 ls.text_document_publish_diagnostics(
                     types.PublishDiagnosticsParams(uri=ls.uri(path), diagnostics=[])
                 )
-    structural = any(kind != types.FileChangeType.Changed for _, kind in changes)
+    # A results file's changes are run_results.refresh's (it redraws lenses on a new run).
+    structural = any(
+        kind != types.FileChangeType.Changed and not is_results_file(p) for p, kind in changes
+    )
     platform = any(p.name == PLATFORM_FILE for p, _ in changes)
     caps = ls.client_capabilities.workspace
     if caps is None:
@@ -317,10 +373,22 @@ def known_files(ls: FloeLanguageServer) -> list[Path]:
     return out
 
 
+def results_files(ls: FloeLanguageServer) -> list[Path]:
+    """The results file each environment of the known pipelines has or would have."""
+    return [
+        results_path(project.root, env.name)
+        for project in ls.state.all_projects()
+        for env in project.environments
+    ]
+
+
 async def start(ls: FloeLanguageServer, folders: list[Path]) -> Watcher:
     """Watch `folders` and every pipeline found outside them, now and later."""
     loop = asyncio.get_running_loop()
-    watcher = Watcher(loop, lambda changes: apply(ls, changes), lambda: known_files(ls))
+    # A `.floe` folder deleted or moved away reports the results files that went with it.
+    watcher = Watcher(
+        loop, lambda changes: apply(ls, changes), lambda: [*known_files(ls), *results_files(ls)]
+    )
 
     def new_project(project: Project) -> None:
         asyncio.run_coroutine_threadsafe(cover(ls, watcher, project.root), loop)

@@ -2,21 +2,26 @@
 
 Neovim on Linux announces no `workspace.didChangeWatchedFiles` dynamic registration,
 so the server watches the floe files itself (floe_lsp/watch.py): a platform file
-edited, added or deleted on disk re-checks the pipeline and updates the lenses.
+edited, added or deleted on disk re-checks the pipeline and updates the lenses, and
+a `floe-runtime run` in a terminal puts its failures on their dbt lines (FLOE050).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_lsp
-from lsp_helpers import SERVER, capabilities, open_doc, start, uri, wait_for
+from lsp_helpers import REPO, SERVER, capabilities, open_doc, start, uri, wait_for
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -34,6 +39,48 @@ catalogs:
 """
 #: Seconds a change on disk may take to reach the client ("within a couple of seconds").
 WITHIN = 3.0
+#: A pipeline whose model `bad` selects a column that does not exist and whose test fails.
+FAILING = REPO / "tests" / "runtime" / "projects" / "failing"
+#: The longest a terminal run of FAILING may take on a loaded machine.
+RUN_SECONDS = 300
+
+
+def terminal_run(project: Path, env: str = "dev") -> tuple[int, str]:
+    """`floe-runtime run --env ENV` typed in a terminal: the venv's script on a pseudo-terminal.
+
+    Its exit code and what the terminal showed.
+    """
+    script = Path(sys.executable).parent / "floe-runtime"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [str(script), "run", "--env", env],
+        cwd=project,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")},
+    )
+    os.close(slave)
+    shown = bytearray()
+    deadline = time.monotonic() + RUN_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the run exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        else:
+            proc.kill()
+        return proc.wait(timeout=30), shown.decode("utf-8", "replace")
+    finally:
+        os.close(master)
 
 
 def watching(client: LanguageClient) -> list[str]:
@@ -79,6 +126,24 @@ async def hover_on_compute(client: LanguageClient, floe: Path, text: str) -> str
 
 def messages(client: LanguageClient, path: Path, code: str) -> list[str]:
     return [d.message for d in client.diagnostics.get(uri(path), []) if d.code == code]
+
+
+@pytest.fixture
+def failing(tmp_path: Path) -> Path:
+    """A fresh copy of FAILING, never run: it has no `.floe` folder yet."""
+    dest = tmp_path / "ws" / "failing"
+    shutil.copytree(FAILING, dest)
+    return dest
+
+
+@pytest_lsp.fixture(config=SERVER, params=["neovim"])  # type: ignore[untyped-decorator]
+async def unwatched_failing(
+    lsp_client: LanguageClient, request: pytest.FixtureRequest, failing: Path
+) -> AsyncIterator[None]:
+    """A server for Neovim's capabilities over FAILING's workspace."""
+    await start(lsp_client, request.param, [failing.parent])
+    yield
+    await lsp_client.shutdown_session()
 
 
 @pytest.mark.asyncio
@@ -199,6 +264,45 @@ async def test_a_workspace_folder_added_later_is_watched(
     )
 
 
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_a_terminal_run_reaches_a_client_that_cannot_watch(
+    unwatched_failing: LanguageClient, failing: Path
+) -> None:
+    client, project = unwatched_failing, failing
+    await wait_for(lambda: bool(watching(client)), timeout=10, what="the server's own watch")
+    assert not (project / ".floe").exists()  # watching made no folder: the run makes it
+    models = project / "dbt" / "models"
+    bad, props = models / "bad.sql", models / "_models.yml"
+
+    code, shown = await asyncio.to_thread(terminal_run, project)
+    finished = time.monotonic()
+    assert code == 1, shown
+    assert "dbt/models/bad.sql:4" in shown  # the terminal's report (coloured: a tty)
+    await wait_for(
+        lambda: bool(messages(client, bad, "FLOE050")) and bool(messages(client, props, "FLOE050")),
+        timeout=WITHIN,
+        what="FLOE050 on bad.sql and _models.yml after the terminal run",
+    )
+    [failure] = [d for d in client.diagnostics[uri(bad)] if d.code == "FLOE050"]
+    line = bad.read_text().split("\n").index("    no_such_column")
+    assert failure.range.start == types.Position(line=line, character=4)
+    assert failure.source == "floe run (dev)"
+    assert "no_such_column" in failure.message
+    assert uri(models / "fast.sql") not in client.diagnostics  # it built
+
+    # Fixed on disk and run again: the passing run withdraws them.
+    bad.write_text("select id\nfrom {{ ref('fast') }}\n")
+    (models / "nulls.sql").write_text("select 1 as id\n")
+    code, shown = await asyncio.to_thread(terminal_run, project)
+    assert code == 0, shown
+    await wait_for(
+        lambda: all(len(client.diagnostics.get(uri(f), [None])) == 0 for f in (bad, props)),
+        timeout=WITHIN,
+        what="FLOE050 to clear after the passing terminal run",
+    )
+
+
 @pytest.mark.asyncio
 async def test_only_a_client_that_cannot_watch_gets_the_servers_watcher(
     client: LanguageClient, project: Path
@@ -267,6 +371,58 @@ async def test_watcher_reports_floe_files_only_and_debounces(tmp_path: Path, nat
         assert await next_batch() == [(staging, deleted)]
         await asyncio.sleep(0.3 if native else 1.5)
         assert batches == []
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["inotify", "polling"])
+@pytest.mark.asyncio
+async def test_watcher_reports_results_files_of_a_floe_folder_made_later(
+    tmp_path: Path, native: bool
+) -> None:
+    batches: list[list[tuple[Path, types.FileChangeType]]] = []
+    root = tmp_path / "ws"
+    pipeline = root / "pipe"
+    pipeline.mkdir(parents=True)
+    (pipeline / "floe.yaml").write_text("name: x\n")
+    vendored = root / "node_modules" / "pkg" / ".floe" / "runs"
+    vendored.mkdir(parents=True)
+    results = pipeline / ".floe" / "runs" / "dev.json"
+    known = [pipeline / "floe.yaml", results]
+    watcher = Watcher(asyncio.get_running_loop(), batches.append, lambda: known, native=native)
+    created, deleted = types.FileChangeType.Created, types.FileChangeType.Deleted
+
+    async def next_batch() -> list[tuple[Path, types.FileChangeType]]:
+        await wait_for(lambda: bool(batches), timeout=WITHIN, what="a batch of changes")
+        return batches.pop(0)
+
+    def write_results(text: str) -> None:
+        # As floe_runtime.runtime.results writes it: a temporary name, then replaced.
+        tmp = results.parent / ".dev.json.abc123.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, results)
+
+    try:
+        await asyncio.to_thread(watcher.cover, root)
+        # A run makes `.floe` after the watching started, with more than results in it.
+        warehouse = pipeline / ".floe" / "warehouse" / "ns"
+        warehouse.mkdir(parents=True)
+        (warehouse / "metadata.json").write_text("{}")
+        (pipeline / ".floe" / "catalog.json").write_text("{}")
+        (vendored / "dev.json").write_text("{}")  # a pruned folder's: not ours
+        results.parent.mkdir()
+        (results.parent / "notes.txt").write_text("not a results file\n")
+        write_results('{"run": 1}')
+        assert await next_batch() == [(results, created)]
+
+        write_results('{"run": 2}')
+        assert await next_batch() == [(results, created)]
+
+        shutil.move(str(pipeline / ".floe"), str(tmp_path / "gone"))  # out of the watched folder
+        assert await next_batch() == [(results, deleted)]
+        await asyncio.sleep(0.3 if native else 1.5)
+        assert batches == []
+        assert not (pipeline / ".floe").exists()
     finally:
         watcher.stop()
 
