@@ -53,7 +53,6 @@ from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
 from floe_runtime import __version__
-from floe_runtime.analysis.secrets import mask_text
 from floe_runtime.compiler.artifacts import CompiledArtifacts
 from floe_runtime.config.platform import ConsoleLineage, FileLineage, HttpLineage
 from floe_runtime.runtime.secrets import Secrets
@@ -438,7 +437,7 @@ class LineageEmitter:
             self._failed = True
             self._warn(
                 "lineage: could not emit events to "
-                f"{self.description} ({self._public(type(exc).__name__ + ': ' + str(exc))[:200]}); "
+                f"{self.description} ({self._secrets.redact(type(exc).__name__ + ': ' + str(exc))[:200]}); "
                 "no more lineage for this run"
             )
 
@@ -464,15 +463,10 @@ class LineageEmitter:
         )
         return facets
 
-    def _public(self, text: str) -> str:
-        """`text` without resolved secret values or credentials written inside URLs."""
-        # URLs first: redacting a secret's piece could break the `://` mask_text looks for.
-        return self._secrets.redact(mask_text(text))
-
     def _error_facet(self, error: str) -> Any:
-        """dbt's error text as a facet, with secrets and URL credentials masked (`_public`)."""
+        """dbt's error text as a facet, secrets and credentials inside URLs redacted."""
         return error_message_run.ErrorMessageRunFacet(
-            message=self._public(error), programmingLanguage="SQL", producer=PRODUCER
+            message=self._secrets.redact(error), programmingLanguage="SQL", producer=PRODUCER
         )
 
     def _job_facets(
@@ -481,7 +475,7 @@ class LineageEmitter:
         facets: dict[str, Any] = {"jobType": _job_type(job_type)}
         if sql:
             facets["sql"] = sql_job.SQLJobFacet(
-                query=self._public(sql), dialect=self.dialect, producer=PRODUCER
+                query=self._secrets.redact(sql), dialect=self.dialect, producer=PRODUCER
             )
         if source_path:
             facets["sourceCodeLocation"] = source_code_location(Path(source_path))

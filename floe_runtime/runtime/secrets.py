@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+from floe_runtime.analysis.secrets import mask_text
 from floe_runtime.compiler.profiles import (
     DBT_SECRET_PREFIX,
     dbt_secret_env_var,
@@ -222,7 +223,8 @@ class Secrets:
         return env
 
     def redact(self, text: str) -> str:
-        """`text` with every trace of a resolved value replaced by `***`.
+        """`text` with every trace of a resolved value, and every credential written inside
+        a URL (`postgresql://u:***@h`, `?token=***`: the engine's rule), replaced by `***`.
 
         Values of 4 characters or more are found in any letter case (SQL's `upper()`),
         URL-encoded (`%2F`, `+` for a space), JSON-escaped and base64-encoded. A value
@@ -232,6 +234,8 @@ class Secrets:
         masking too much: text that merely shares 8 characters with a secret is masked
         as well (only a URL secret's `scheme://` is exempt).
         """
+        # URLs first: masking a secret's piece could break the `://` mask_text looks for.
+        text = mask_text(text)
         spans = [m.span() for m in self._whole.finditer(text)]
         if self._pieces:
             low = _lower(text)

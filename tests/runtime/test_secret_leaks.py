@@ -255,7 +255,8 @@ def test_lineage_printed_to_the_console_masks_credentials_written_inside_urls(
     tmp_path: Path,
 ) -> None:
     """A model's SQL (the `sql` facet) and dbt's error (`errorMessage`) may hold a URL with
-    its password or token: the events show them masked by the engine's rule (FLOE020's)."""
+    its password or token: the events, the run's error lines and its spans show them
+    masked by the engine's rule (FLOE020's)."""
     project = _shop(
         tmp_path,
         {
@@ -288,6 +289,9 @@ def test_lineage_printed_to_the_console_masks_credentials_written_inside_urls(
         if "errorMessage" in e["run"]["facets"] and e["job"]["name"] == "shop.bad_uri"
     ]
     assert errors and "https://u:***@h.internal/x" in errors[-1], errors
-    printed = "\n".join(json.dumps(e) for e in events)
+    # Nor in the run's own error lines or its spans (both go through the same redaction).
+    said = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("{"))
+    assert "https://u:***@h.internal/x" in said, said
+    traces = (project / ".floe" / "traces.jsonl").read_text()
     for sentinel in ("pg-url-sentinel", "tok-url-sentinel", "err-url-sentinel"):
-        assert sentinel not in printed
+        assert sentinel not in result.output and sentinel not in traces

@@ -74,6 +74,17 @@ def test_redaction_leaves_what_is_no_secret() -> None:
     assert Secrets({}).redact("anything at all") == "anything at all"
 
 
+def test_credentials_inside_urls_are_redacted_by_the_engines_rule() -> None:
+    """Not resolved secrets, but literals in a model's SQL or an error: masked all the same."""
+    text = "read postgresql://etl:pw-1@db/wh and https://h/x.csv?token=t-2&v=1, not a://b"
+    masked = "read postgresql://etl:***@db/wh and https://h/x.csv?token=***&v=1, not a://b"
+    assert Secrets({}).redact(text) == masked
+    # A secret that is part of such a URL: the URL rule first, then the secret's own forms.
+    assert Secrets({"pw": "pw-1-longer-value"}).redact("x://u:pw-1-longer-value@h PW-1-LONGER") == (
+        "x://u:***@h ***"
+    )
+
+
 def test_redaction_of_a_large_text_is_fast() -> None:
     secrets = Secrets({"a": VALUE, "b": "weed-sentinel-51d0c8e4", "c": "İstanbul-Secret-9"})
     text = "select order_id, customer_id from orders where total > 10;\n" * 20_000  # 1.2 MB
