@@ -52,7 +52,15 @@ function t.diagnostics(target)
   local bufnr = type(target) == 'number' and target or t.buffer(target)
   local out = {}
   for _, d in ipairs(vim.diagnostic.get(bufnr)) do
-    table.insert(out, { code = d.code, lnum = d.lnum, col = d.col, message = d.message })
+    table.insert(out, {
+      code = d.code,
+      lnum = d.lnum,
+      col = d.col,
+      end_lnum = d.end_lnum,
+      end_col = d.end_col,
+      source = d.source,
+      message = d.message,
+    })
   end
   return out
 end
@@ -248,6 +256,100 @@ function scenarios.watch(r)
   r.lenses_removed = t.lenses(client, bufnr)
   r.hover_removed = t.hover_at(client, bufnr, 'compute: d')
   r.diagnostics = t.diagnostics(bufnr)
+  t.step('done')
+end
+
+--- How long a `floe-runtime run` may take (a loaded machine runs dbt slowly).
+local RUN_MS = tonumber(os.getenv('FLOE_RUN_MS') or '240000')
+
+--- Diagnostics of the failing project's dbt files, by name.
+local function dbt_diagnostics(project)
+  local models = project .. '/dbt/models/'
+  return {
+    bad = t.diagnostics(models .. 'bad.sql'),
+    props = t.diagnostics(models .. '_models.yml'),
+    fast = t.diagnostics(models .. 'fast.sql'),
+    nulls = t.diagnostics(models .. 'nulls.sql'),
+  }
+end
+
+-- floe.run from the editor on the failing project (a model selecting a column that does
+-- not exist, a not_null test on a null), then bad.sql opened: dbt's failure on its line.
+function scenarios.run(r)
+  local project = os.getenv('FLOE_PROJECT')
+  local floe = project .. '/floe.yaml'
+  local bufnr = t.open(floe)
+  local client = t.client(bufnr)
+  r.attached = client ~= nil
+  if not client then
+    return
+  end
+  t.step('attached')
+  r.lenses_before = t.lenses(client, bufnr)
+  local started = vim.uv.hrtime()
+  local params = { command = 'floe.run', arguments = { vim.uri_from_fname(floe), 'dev' } }
+  local response, err = client:request_sync('workspace/executeCommand', params, RUN_MS, bufnr)
+  r.run_seconds = (vim.uv.hrtime() - started) / 1e9
+  r.run = response and response.result
+  r.run_error = err or (response and response.err and response.err.message)
+  t.step('ran')
+  vim.cmd.edit('dbt/models/bad.sql') -- relative to the project, Neovim's working folder
+  local bad = vim.api.nvim_get_current_buf()
+  r.bad_name = vim.api.nvim_buf_get_name(bad)
+  r.shown = t.has_diagnostic(bad, t.code('FLOE050'), 5000)
+  r.bad_buffer = t.diagnostics(bad)
+  r.files = dbt_diagnostics(project)
+  r.lenses_after = t.lenses(client, bufnr)
+  t.step('done')
+end
+
+--- Run `floe-runtime run --env dev` in a Neovim :terminal; its exit code (nil on timeout).
+local function terminal_run(project)
+  vim.cmd('botright new')
+  local code
+  vim.fn.jobstart({ os.getenv('FLOE_RUNTIME'), 'run', '--env', 'dev' }, {
+    term = true,
+    cwd = project,
+    on_exit = function(_, status)
+      code = status
+    end,
+  })
+  t.wait(RUN_MS, function()
+    return code ~= nil
+  end)
+  vim.cmd('close!')
+  return code
+end
+
+-- A run in a terminal while Neovim has bad.sql open: nothing goes through the editor, the
+-- server sees the run's results file with its own watcher (Neovim on Linux does not watch).
+-- Then the model is fixed and saved in Neovim and the next terminal run clears the failure.
+function scenarios.terminal(r)
+  local project = os.getenv('FLOE_PROJECT')
+  local bufnr = t.open(project .. '/floe.yaml')
+  local client = t.client(bufnr)
+  if not client then
+    return
+  end
+  r.watching = t.watching(project)
+  t.step('watching')
+  local bad = t.open(project .. '/dbt/models/bad.sql')
+  r.floe_folder_before = vim.uv.fs_stat(project .. '/.floe') ~= nil
+  r.failed_exit = terminal_run(project)
+  t.step('failed run')
+  r.shown = t.has_diagnostic(bad, t.code('FLOE050'), 5000)
+  r.failed = dbt_diagnostics(project)
+  -- Fixed in the editor and saved; the test on nulls fixed on disk.
+  vim.api.nvim_set_current_buf(bad)
+  vim.api.nvim_buf_set_lines(bad, 0, -1, false, { 'select id', "from {{ ref('fast') }}" })
+  vim.cmd.write()
+  t.write(project .. '/dbt/models/nulls.sql', 'select 1 as id\n')
+  r.passed_exit = terminal_run(project)
+  t.step('passing run')
+  r.cleared = t.wait(5000, function()
+    return #t.diagnostics(bad) == 0 and #t.diagnostics(project .. '/dbt/models/_models.yml') == 0
+  end)
+  r.passed = dbt_diagnostics(project)
   t.step('done')
 end
 

