@@ -791,6 +791,7 @@ class RunSession:
                         "dbt.unique-id": result.unique_id,
                     },
                     ensure_namespace=False,
+                    increment=translator.increment(props, self.full_refresh),
                 )
                 result.rows = result.published.rows
                 span.set_attribute("floe.rows", result.published.rows)

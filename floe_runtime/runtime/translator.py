@@ -25,7 +25,7 @@ from floe_runtime.config.platform import (
     SqlCatalog,
     TrinoCompute,
 )
-from floe_runtime.runtime.iceberg import catalog_namespace_uri, storage_location
+from floe_runtime.runtime.iceberg import Increment, catalog_namespace_uri, storage_location
 from floe_runtime.runtime.lineage import (
     JOB_TYPES,
     Assertion,
@@ -120,6 +120,23 @@ class FloeDbtTranslator(DagsterDbtTranslator):
             return True  # SCD2 history: the table analysts query for what changed
         materialized = props.get("config", {}).get("materialized") or props.get("materialized")
         return props.get("resource_type") == "model" and materialized in PUBLISHED_MATERIALIZATIONS
+
+    def increment(self, props: Mapping[str, Any], full_refresh: bool) -> Increment | None:
+        """How an incremental model (or a snapshot) publishes only what a run changed: dbt's
+        strategy and unique key, and whether this run rebuilds it (`--full-refresh`, unless
+        the model's `full_refresh` config says otherwise, as dbt decides). None for others."""
+        config = props.get("config") or {}
+        if props.get("resource_type") == "snapshot":
+            names = config.get("snapshot_meta_column_names") or {}
+            return Increment("snapshot", (str(names.get("dbt_scd_id") or "dbt_scd_id"),))
+        if props.get("resource_type") != "model" or self.materialization(props) != "incremental":
+            return None
+        key = config.get("unique_key")
+        keys = (key,) if isinstance(key, str) else tuple(str(k) for k in key or ())
+        strategy = str(config.get("incremental_strategy") or "default")
+        configured = config.get("full_refresh")
+        rebuild = bool(configured) if configured is not None else full_refresh
+        return Increment(strategy, keys, rebuild)
 
     def iceberg_identifier(self, props: Mapping[str, Any]) -> tuple[str, str]:
         """(namespace, table) of the Iceberg table a model is published as."""
