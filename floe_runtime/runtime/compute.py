@@ -65,40 +65,77 @@ class Relation:
 class Fingerprint:
     """What a relation held when it was published, to recognise it in a later run.
 
-    `rows` and `digest` (the sum of the rows' hashes) describe the rows as a multiset,
-    `mark` is where the engine appends the next row (DuckDB's `rowid`), and `tag` names
-    the engine version and the relation's columns: fingerprints compare only under one tag.
-    Stored in the summary of the Iceberg snapshot the rows were published as.
+    The relation's rows below `mark` (where the engine appends the next row: DuckDB's
+    `rowid`) in chunks of `chunk_rows` positions, each as a count and the sum of its rows'
+    hashes: a multiset, so a chunk whose rows changed in place, went or came shows. `tag`
+    names the engine version and the relation's columns: fingerprints compare only under
+    one tag. Stored in the summary of the Iceberg snapshot the rows were published as.
     """
 
-    rows: int
-    digest: str
     mark: int
     tag: str
+    chunk_rows: int
+    chunks: tuple[tuple[int, int], ...]
 
     KEYS: ClassVar[tuple[str, ...]] = (
-        "floe.compute.rows",
-        "floe.compute.digest",
         "floe.compute.mark",
         "floe.compute.tag",
+        "floe.compute.chunks",
     )
+    #: A fingerprint has at most this many chunks (it lives in every snapshot summary).
+    MAX_CHUNKS: ClassVar[int] = 64
+    MIN_CHUNK_ROWS: ClassVar[int] = 2**17
+
+    @property
+    def rows(self) -> int:
+        """The relation's row count."""
+        return sum(n for n, _ in self.chunks)
 
     def summary(self) -> dict[str, str]:
         """The snapshot summary properties that record this fingerprint."""
-        return dict(
-            zip(self.KEYS, (str(self.rows), self.digest, str(self.mark), self.tag), strict=True)
-        )
+        chunks = ",".join(f"{n}/{d:x}" for n, d in self.chunks)
+        values = (str(self.mark), self.tag, f"{self.chunk_rows}:{chunks}")
+        return dict(zip(self.KEYS, values, strict=True))
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any]) -> Fingerprint | None:
         """The fingerprint a snapshot summary records (None if it records none)."""
-        values = [summary.get(key) for key in cls.KEYS]
-        if any(not isinstance(v, str) for v in values):
+        mark, tag, chunks = (summary.get(key) for key in cls.KEYS)
+        if not (isinstance(mark, str) and isinstance(tag, str) and isinstance(chunks, str)):
             return None
-        rows, digest, mark, tag = (str(v) for v in values)
-        if not (rows.isdigit() and mark.isdigit()):
+        try:
+            size, _, listed = chunks.partition(":")
+            parsed = tuple(
+                (int(n), int(d, 16)) for n, d in (c.split("/") for c in listed.split(",") if c)
+            )
+            return cls(int(mark), tag, int(size), parsed)
+        except ValueError:
             return None
-        return cls(int(rows), digest, int(mark), tag)
+
+    @classmethod
+    def chunk_size(cls, mark: int) -> int:
+        """Positions per chunk below `mark`: a power of two, so chunks of one size merge
+        into those of the next."""
+        size = cls.MIN_CHUNK_ROWS
+        while size * cls.MAX_CHUNKS < mark:
+            size *= 2
+        return size
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Where a relation's rows may differ from a fingerprint's: after its `mark`, and in its
+    chunks whose rows changed (`ranges` of positions, half-open), which held
+    `published_rows` rows when the fingerprint was taken."""
+
+    mark: int
+    ranges: tuple[tuple[int, int], ...]
+    published_rows: int
+
+    @property
+    def unchanged(self) -> bool:
+        """Whether every fingerprinted row is still there as it was (only appends since)."""
+        return not self.ranges
 
 
 @dataclass
@@ -156,10 +193,11 @@ class RelationData(Protocol):
         """All rows, batch by batch (bounded memory)."""
         ...
 
-    def fingerprint(self, previous: Fingerprint | None) -> tuple[Fingerprint, bool] | None:
-        """The relation's fingerprint now, and whether the rows `previous` describes are
-        still there, unchanged, before its mark (so the rows after it are all that is new).
-        None where the engine cannot tell."""
+    def fingerprint(
+        self, previous: Fingerprint | None
+    ) -> tuple[Fingerprint, Candidates | None] | None:
+        """The relation's fingerprint now, and where its rows may differ from `previous`'s
+        (None if they cannot be compared). None where the engine cannot fingerprint."""
         ...
 
     def batches_since(self, mark: int) -> Iterator[pa.RecordBatch]:
@@ -167,9 +205,11 @@ class RelationData(Protocol):
         ...
 
     def changes(
-        self, keys: Sequence[str], published: Published
+        self, keys: Sequence[str], published: Published, candidates: Candidates
     ) -> AbstractContextManager[Changes | None]:
-        """Compare with the `published` rows on `keys` (None where the engine cannot)."""
+        """Compare the `candidates` rows with the `published` rows of their `keys`. None
+        where that would not show every change: the engine cannot compare, or published
+        rows went that no candidate's key accounts for."""
         ...
 
     def write_parquet(self, target: ParquetFiles, since: int | None = None) -> list[str] | None:
@@ -203,7 +243,9 @@ def batch_rows(row_bytes: float) -> int:
 class _BatchesOnly:
     """Rows that can only be read, in full: no fingerprint, no comparison, written by pyarrow."""
 
-    def fingerprint(self, previous: Fingerprint | None) -> tuple[Fingerprint, bool] | None:
+    def fingerprint(
+        self, previous: Fingerprint | None
+    ) -> tuple[Fingerprint, Candidates | None] | None:
         """None: the rows have no history to recognise (always published in full)."""
         return None
 
@@ -212,7 +254,7 @@ class _BatchesOnly:
         raise NotImplementedError("these rows have no append mark")
 
     def changes(
-        self, keys: Sequence[str], published: Published
+        self, keys: Sequence[str], published: Published, candidates: Candidates
     ) -> AbstractContextManager[Changes | None]:
         """None: not compared."""
         return contextlib.nullcontext(None)
@@ -312,7 +354,9 @@ class _DuckDBData:
         folder = Path(target.directory)
         return sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
 
-    def fingerprint(self, previous: Fingerprint | None) -> tuple[Fingerprint, bool] | None:
+    def fingerprint(
+        self, previous: Fingerprint | None
+    ) -> tuple[Fingerprint, Candidates | None] | None:
         import duckdb
 
         columns = self._reader.columns(self._relation)
@@ -320,30 +364,48 @@ class _DuckDBData:
             return None
         described = json.dumps(columns).encode()
         tag = f"duckdb {duckdb.__version__} {hashlib.sha256(described).hexdigest()[:16]}"
-        mark = previous.mark if previous is not None and previous.tag == tag else 0
+        if previous is not None and (previous.tag != tag or not previous.chunks):
+            previous = None
+        # One scan: each chunk's count and hash sum at the previous fingerprint's chunk size,
+        # split at its mark so its chunks compare; merged below into this one's size.
+        size = previous.chunk_rows if previous else Fingerprint.MIN_CHUNK_ROWS
+        before = previous.mark if previous else 0
         row_hash = "hash(" + ", ".join(_quote(name) for name, _ in columns) + ")"
         sql = (
-            f"select count(*) filter (where rowid < {mark}),"
-            f" coalesce(sum(h) filter (where rowid < {mark}), 0)::varchar,"
-            " count(*), coalesce(sum(h), 0)::varchar, coalesce(max(rowid) + 1, 0)"
-            f" from (select rowid, {row_hash} as h from {self._relation.sql()})"
+            f"select rowid // {size} as chunk, rowid < {before} as old, count(*),"
+            " coalesce(sum(h), 0)::varchar, max(rowid)"
+            f" from (select rowid, {row_hash} as h from {self._relation.sql()}) group by all"
         )
         try:
             with self._reader.cursor() as cursor:
-                row = cursor.execute(sql).fetchall()[0]
+                groups = cursor.execute(sql).fetchall()
         except duckdb.Error:  # not a table (no rowid): no fingerprint
             return None
-        before_rows, before_digest, rows, digest, next_mark = row
-        now = Fingerprint(int(rows), str(digest), int(next_mark), tag)
-        unchanged = (
-            previous is not None
-            and previous.tag == tag
-            and (int(before_rows), str(before_digest)) == (previous.rows, previous.digest)
+        mark = max((int(g[4]) + 1 for g in groups), default=0)
+        chunk_rows = max(size, Fingerprint.chunk_size(mark))
+        merged: dict[int, tuple[int, int]] = {}
+        old: dict[int, tuple[int, int]] = {}
+        for chunk, is_old, count, digest, _ in groups:
+            index = int(chunk) * size // chunk_rows
+            n, d = merged.get(index, (0, 0))
+            merged[index] = (n + int(count), (d + int(digest)) % 2**64)
+            if is_old:
+                old[int(chunk)] = (int(count), int(digest) % 2**64)
+        chunks = tuple(merged.get(i, (0, 0)) for i in range(-(-mark // chunk_rows)))
+        now = Fingerprint(mark, tag, chunk_rows, chunks)
+        if previous is None:
+            return now, None
+        changed = [i for i, was in enumerate(previous.chunks) if old.get(i, (0, 0)) != was]
+        return now, Candidates(
+            previous.mark,
+            tuple((i * size, min((i + 1) * size, previous.mark)) for i in changed),
+            sum(previous.chunks[i][0] for i in changed),
         )
-        return now, unchanged
 
     @contextmanager
-    def changes(self, keys: Sequence[str], published: Published) -> Iterator[Changes | None]:
+    def changes(
+        self, keys: Sequence[str], published: Published, candidates: Candidates
+    ) -> Iterator[Changes | None]:
         import pyarrow as pa
 
         columns = self._columns()
@@ -353,6 +415,13 @@ class _DuckDBData:
             yield None  # the key is an expression, not columns: no comparison
             return
         keys_ = [k for k in key_columns if k is not None]
+        key_list = ", ".join(_quote(k) for k in keys_)
+
+        def same_key(a: str, b: str) -> str:
+            return " and ".join(
+                f"{a}.{_quote(k)} is not distinct from {b}.{_quote(k)}" for k in keys_
+            )
+
         with self._reader.cursor() as cursor:
             if published.files:
                 # DuckDB reads the table's own files: its speed, its bounded memory.
@@ -367,52 +436,76 @@ class _DuckDBData:
             if sorted(types) != sorted(columns):
                 yield None
                 return
-            if not published.files:
-                cursor.register(name, published.reader())
             casts = ", ".join(f"cast({_quote(c)} as {types[c]}) as {_quote(c)}" for c in columns)
-            current = f"(select {casts} from {self._relation.sql()})"
             row_hash = "hash(" + ", ".join(_quote(c) for c in columns) + ")"
-            key_list = ", ".join(_quote(k) for k in keys_)
-            on = " and ".join(f"c.{_quote(k)} is not distinct from p.{_quote(k)}" for k in keys_)
-            picked = ", ".join(
-                f"case when c.__h is not null then c.{_quote(k)} else p.{_quote(k)} end"
-                f" as {_quote(k)}"
-                for k in keys_
+            where = " or ".join(
+                [f"rowid >= {int(candidates.mark)}"]
+                + [f"(rowid >= {int(a)} and rowid < {int(b)})" for a, b in candidates.ranges]
             )
-            # One pass over each side, hashes and keys only: which keys are new, changed or gone.
-            cursor.execute(
-                f"create temp table floe_changes as select {picked},"
-                " bool_or(c.__h is not null) as __present, bool_or(p.__h is not null) as __had"
-                f" from (select {key_list}, {row_hash} as __h from {current}) c"
-                f" full outer join (select {key_list}, {row_hash} as __h from {name}) p on {on}"
-                f" where c.__h is distinct from p.__h group by all"
-            ).fetchall()
-            if not published.files:
-                cursor.unregister(name)
-            counts = cursor.execute(
-                "select count(*) filter (where __present and not __had),"
-                " count(*) filter (where __present and __had),"
-                " count(*) filter (where __had and not __present) from floe_changes"
-            ).fetchall()[0]
-            inserted, updated, deleted = (int(n) for n in counts)
-            removed = cursor.sql(
-                f"select {key_list} from floe_changes where __had"
-            ).to_arrow_table()
-            semi = " and ".join(f"r.{_quote(k)} is not distinct from k.{_quote(k)}" for k in keys_)
-            rows_sql = (
-                f"select r.* from {current} r semi join"
-                f" (select {key_list} from floe_changes where __present) k on {semi}"
-            )
+
+            def count(sql: str) -> int:
+                return int(cursor.execute(sql).fetchall()[0][0])
+
             try:
+                # The rows that may have changed, as the table types them, with their hashes.
+                cursor.execute(
+                    "create temp table floe_candidates as"
+                    f" select *, {row_hash} as __h"
+                    f" from (select {casts} from {self._relation.sql()} where {where})"
+                ).fetchall()
+                # Their keys nowhere else in the relation: then the published rows of these
+                # keys are all in the changed chunks, and the counts below say whether those
+                # chunks held any other row (one that went: not an increment).
+                found = count(
+                    f"select count(*) from {self._relation.sql()} r"
+                    f" semi join floe_candidates k on {same_key('r', 'k')}"
+                )
+                if found != count("select count(*) from floe_candidates"):
+                    yield None
+                    return
+                if not published.files:
+                    cursor.register(name, published.reader())
+                cursor.execute(
+                    f"create temp table floe_matched as select {key_list}, {row_hash} as __h"
+                    f" from {name} p semi join floe_candidates k on {same_key('p', 'k')}"
+                ).fetchall()
+                if not published.files:
+                    cursor.unregister(name)
+                if count("select count(*) from floe_matched") != candidates.published_rows:
+                    yield None
+                    return
+                picked = ", ".join(
+                    f"case when c.__h is not null then c.{_quote(k)} else p.{_quote(k)} end"
+                    f" as {_quote(k)}"
+                    for k in keys_
+                )
+                cursor.execute(
+                    f"create temp table floe_changes as select {picked},"
+                    " bool_or(c.__h is not null) as __present, bool_or(p.__h is not null) as __had"
+                    f" from (select {key_list}, __h from floe_candidates) c"
+                    f" full outer join floe_matched p on {same_key('c', 'p')}"
+                    " where c.__h is distinct from p.__h group by all"
+                ).fetchall()
+                counts = cursor.execute(
+                    "select count(*) filter (where __present and not __had),"
+                    " count(*) filter (where __present and __had),"
+                    " count(*) filter (where __had and not __present) from floe_changes"
+                ).fetchall()[0]
+                inserted, updated, deleted = (int(n) for n in counts)
+                removed = cursor.sql(
+                    f"select {key_list} from floe_changes where __had"
+                ).to_arrow_table()
+                rows_sql = (
+                    "select * exclude (__h) from floe_candidates r semi join"
+                    f" (select {key_list} from floe_changes where __present) k"
+                    f" on {same_key('r', 'k')}"
+                )
                 yield Changes(
-                    inserted,
-                    updated,
-                    deleted,
-                    removed,
-                    lambda: self._stream(rows_sql, cursor),
+                    inserted, updated, deleted, removed, lambda: self._stream(rows_sql, cursor)
                 )
             finally:
-                cursor.execute("drop table if exists floe_changes").fetchall()
+                for table in ("floe_candidates", "floe_matched", "floe_changes"):
+                    cursor.execute(f"drop table if exists {table}").fetchall()
 
 
 #: Iceberg's Parquet codecs as DuckDB names them (others: written through pyarrow).

@@ -21,7 +21,13 @@ from urllib.parse import unquote, urlparse
 from floe_runtime.compiler import catalog as catalog_mapping
 from floe_runtime.compiler.artifacts import CompiledArtifacts
 from floe_runtime.config.platform import GcsStorage, PolarisCatalog, RestCatalog, SqlCatalog
-from floe_runtime.runtime.compute import Fingerprint, ParquetFiles, Published, RelationData
+from floe_runtime.runtime.compute import (
+    Candidates,
+    Fingerprint,
+    ParquetFiles,
+    Published,
+    RelationData,
+)
 from floe_runtime.runtime.secrets import Secrets
 
 if TYPE_CHECKING:
@@ -725,15 +731,15 @@ def _publish_increment(
     state = source.fingerprint(previous)
     if state is None:
         return None
-    now, unchanged = state
+    now, candidates = state
     plan = _plan_schema(table.schema(), _iceberg_schema(arrow_schema, table.format_version))
-    if previous is None or summary is None or not plan.empty:
+    if previous is None or candidates is None or summary is None or not plan.empty:
         return now
     if int(summary.get("total-delete-files") or 0):
         return now  # another writer's row-level deletes: not ours to reason about
     tx = table.transaction()
     tx.set_properties(dict(properties))
-    if unchanged:
+    if candidates.unchanged:
         # Everything published is still there, unchanged: the increment is what came after.
         new_rows = now.rows - previous.rows
         table, added = _commit_files(
@@ -752,7 +758,7 @@ def _publish_increment(
         return table, added, "append"
     if not increment.unique_key:
         return now
-    return _upsert(table, tx, source, arrow_schema, increment.unique_key, now)
+    return _upsert(table, tx, source, arrow_schema, increment.unique_key, now, candidates)
 
 
 def _upsert(
@@ -762,17 +768,20 @@ def _upsert(
     arrow_schema: pa.Schema,
     keys: tuple[str, ...],
     now: Fingerprint,
+    candidates: Candidates,
 ) -> tuple[Table, int, str] | Fingerprint:
     """Replace the published rows of the keys that changed, in one overwrite snapshot.
 
-    Copy-on-write: the data files holding a removed key (found from the files' key bounds,
-    then their key columns) are rewritten without those rows, together with the new and
-    changed rows; every other file stays as it is.
+    Only the `candidates` (rows appended since, and those of the fingerprint's chunks that
+    changed) are compared with the published rows of their keys: work in proportion to
+    where the run wrote. Copy-on-write: the data files holding a removed key (found from
+    the files' key bounds, then their key columns) are rewritten without those rows,
+    together with the new and changed rows; every other file stays as it is.
     """
     import itertools as it
 
     live = _live_data_files(table)
-    with source.changes(keys, _published(table, live)) as changes:
+    with source.changes(keys, _published(table, live), candidates) as changes:
         if changes is None:
             return now
         removed = changes.removed_keys
