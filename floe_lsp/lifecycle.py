@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +89,10 @@ def register(server: FloeLanguageServer) -> None:
                 ls.watch_registered = True
             except Exception as exc:  # a client that refuses: keep working without watching
                 log.warning("could not register file watching: %s", exc)
-        publish_all(ls)
+        try:
+            publish_all(ls)
+        except Exception:  # the rest of start-up (environment, watching) must still happen
+            log.exception("publishing the start-up diagnostics failed")
         from floe_lsp.commands import refresh_environment
 
         await refresh_environment(ls)
@@ -137,7 +141,12 @@ def register(server: FloeLanguageServer) -> None:
 def path_of(uri: str) -> Path | None:
     """The resolved path of a file URI (kept here so that start-up needs no engine import)."""
     fs = to_fs_path(uri)
-    return Path(fs).resolve() if fs is not None and uri.startswith("file:") else None
+    if fs is None or not uri.startswith("file:"):
+        return None
+    try:
+        return Path(fs).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symbolic link loop: the path as given
+        return Path(os.path.abspath(fs))
 
 
 def _folders(ls: FloeLanguageServer) -> list[Path]:

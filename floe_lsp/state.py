@@ -6,6 +6,7 @@ picture. Documents open in the editor take precedence over the disk.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -15,12 +16,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from floe_runtime.analysis import Analysis, Project, ProjectError, analyze, discover, read_disk
+from floe_runtime.analysis.diagnostics import ZERO_RANGE, error
 from floe_runtime.analysis.engine import Checked, check_pipeline_text, check_platform_text
+from floe_runtime.analysis.files import exists_on_disk, resolved
+from floe_runtime.analysis.loader import YamlDocument
 from floe_runtime.analysis.project import PIPELINE_FILE, PLATFORM_FILE, platform_file_environment
 from floe_runtime.config.pipeline import Pipeline
 from floe_runtime.config.platform import Platform
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 #: Folders never searched for floe.yaml (build output, dependencies, VCS data).
 SKIP_DIRS = frozenset(
@@ -62,10 +67,10 @@ def file_kind(path: Path) -> str | None:
 
 def _belongs_to_pipeline(path: Path) -> bool:
     named = os.environ.get("FLOE_PLATFORM_FILE")
-    if named and Path(named).expanduser().resolve() == path.resolve():
+    if named and resolved(Path(named).expanduser()) == resolved(path):
         return True  # every pipeline's one environment, as a Kubernetes mount is
     owner = platform_file_environment(path)
-    return owner is not None and (owner[0] / PIPELINE_FILE).is_file()
+    return owner is not None and exists_on_disk(owner[0] / PIPELINE_FILE)
 
 
 def find_pipelines(folder: Path) -> Iterator[Path]:
@@ -77,7 +82,7 @@ def find_pipelines(folder: Path) -> Iterator[Path]:
             dirnames[:] = []
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         if PIPELINE_FILE in filenames:
-            yield (here / PIPELINE_FILE).resolve()
+            yield resolved(here / PIPELINE_FILE)
 
 
 @dataclass
@@ -129,15 +134,21 @@ class WorkspaceState:
 
     # ------------------------------------------------------------ discovery
     def scan(self, folders: Iterable[Path]) -> None:
-        """Discover every floe.yaml in the workspace folders (multi-root)."""
+        """Discover every floe.yaml in the workspace folders (multi-root).
+
+        One pipeline that cannot be discovered is logged and left out; the others are not.
+        """
         for folder in folders:
             if folder.is_dir():
                 for pipeline in find_pipelines(folder):
-                    self.add_pipeline(pipeline)
+                    try:
+                        self.add_pipeline(pipeline)
+                    except Exception:  # a bug for one pipeline must not hide the rest
+                        log.exception("discovering %s failed", pipeline)
 
     def add_pipeline(self, pipeline_file: Path) -> Project | None:
         """(Re)discover the project of a floe.yaml; None when it is gone."""
-        pipeline_file = pipeline_file.resolve()
+        pipeline_file = resolved(pipeline_file)
         try:
             project = discover(pipeline_file, environ=self.environ)
         except ProjectError:
@@ -158,17 +169,20 @@ class WorkspaceState:
 
     def ensure(self, path: Path) -> list[Project]:
         """The projects a floe.yaml or platform.yaml belongs to, discovering them if needed."""
-        path = path.resolve()
+        path = resolved(path)
         found = self.projects_of(path)
         if found:
             return found
         kind = file_kind(path)
-        if kind == "pipeline" and (path.is_file() or path in self.open):
-            project = self.add_pipeline(path) if path.is_file() else None
+        # On disk in any form (a FIFO too): the engine reads the editor's text, or says why
+        # the disk's was not read.
+        on_disk = exists_on_disk(path)
+        if kind == "pipeline" and (on_disk or path in self.open):
+            project = self.add_pipeline(path) if on_disk else None
             return [project] if project else []
         if kind == "platform":
             owner = platform_file_environment(path)
-            if owner is not None and (owner[0] / PIPELINE_FILE).is_file():
+            if owner is not None and exists_on_disk(owner[0] / PIPELINE_FILE):
                 self.add_pipeline(owner[0] / PIPELINE_FILE)
                 return self.projects_of(path)
         return []
@@ -188,8 +202,8 @@ class WorkspaceState:
         owner = platform_file_environment(platform_file)
         touched = []
         if owner is not None:
-            pipeline = (owner[0] / PIPELINE_FILE).resolve()
-            if pipeline in self.projects or pipeline.is_file():
+            pipeline = resolved(owner[0] / PIPELINE_FILE)
+            if pipeline in self.projects or exists_on_disk(pipeline):
                 project = self.add_pipeline(pipeline)
                 if project is not None:
                     touched.append(project)
@@ -197,8 +211,16 @@ class WorkspaceState:
 
     # ------------------------------------------------------------ analysis
     def analysis(self, project: Project) -> Analysis:
-        """The analysis of a project against the current texts (cheap: the engine memoises)."""
-        result = analyze(project, read=self.read)
+        """The analysis of a project against the current texts (cheap: the engine memoises).
+
+        The engine never raises for bad input; should it fail all the same, this project
+        gets one diagnostic saying so and every other project is analysed as usual.
+        """
+        try:
+            result = analyze(project, read=self.read)
+        except Exception as exc:
+            log.exception("analysing %s failed", project.pipeline_file)
+            return _failed_analysis(project, exc)
         if result.pipeline.document.ok and result.pipeline.document.root is not None:
             self._last_good[project.pipeline_file] = result.pipeline
         for env in project.environments:
@@ -235,6 +257,17 @@ class WorkspaceState:
     def all_projects(self) -> list[Project]:
         """Every known project, in a stable order."""
         return [self.projects[key] for key in sorted(self.projects)]
+
+
+def _failed_analysis(project: Project, exc: Exception) -> Analysis:
+    file = str(project.pipeline_file)
+    doc = YamlDocument(file, "", None, [])
+    message = (
+        f"floe could not analyse this pipeline ({type(exc).__name__}); "
+        "the language server's log has the details"
+    )
+    diag = error(file, ZERO_RANGE, "FLOE001", message)
+    return Analysis(project, Checked(doc, None, (diag,)), diagnostics=[diag])
 
 
 Reader = Callable[[Path], str | None]

@@ -15,9 +15,14 @@ from floe_lsp.server import FloeLanguageServer
 from floe_lsp.state import file_kind
 from floe_lsp.tiers import SECTION_KINDS, describe, pipeline_doc, platform_doc
 from floe_runtime.analysis.diagnostics import Position, Range
-from floe_runtime.analysis.loader import YNode
+from floe_runtime.analysis.loader import YNode, block_depth_over
 
 _KINDS = {"map": types.SymbolKind.Object, "seq": types.SymbolKind.Array}
+#: Levels of the outline; deeper entries are left out. A reply is serialised recursively
+#: (a few stack frames per level), and no one reads an outline 30 levels deep.
+MAX_SYMBOL_DEPTH = 30
+#: The detail of a symbol whose children are left out for depth.
+DEEPER = "… (deeper levels not shown)"
 
 
 def _symbol(
@@ -35,7 +40,11 @@ def _symbol(
     elif node.kind == "map" and "secret_ref" in node.entries and len(node.entries) == 1:
         detail = describe(node)
     children: list[types.DocumentSymbol] = []
-    if node.kind == "map" and set(node.entries) != {"secret_ref"}:
+    nested = node.kind == "seq" or node.kind == "map" and set(node.entries) != {"secret_ref"}
+    if nested and depth + 1 >= MAX_SYMBOL_DEPTH:
+        if node.entries or node.items:
+            detail = DEEPER
+    elif node.kind == "map" and set(node.entries) != {"secret_ref"}:
         children = [_symbol(conv, k, v, depth + 1, name) for k, v in node.entries.items()]
     elif node.kind == "seq":
         for index, item in enumerate(node.items):
@@ -80,7 +89,9 @@ def _outline(
     children: list[types.DocumentSymbol] = []
     kind = types.SymbolKind.Property
     detail = scalar_text(value) if value is not None else None
-    if held is not None and held.type in ("block_mapping", "flow_mapping"):
+    if held is not None and depth + 1 >= MAX_SYMBOL_DEPTH:
+        detail = DEEPER
+    elif held is not None and held.type in ("block_mapping", "flow_mapping"):
         kind = types.SymbolKind.Object
         entries = dict(ts_pairs(held))
         tag = scalar_text(value_of(entries["type"])) if "type" in entries else None
@@ -137,6 +148,8 @@ def outline_from_tree(ls: FloeLanguageServer, path: Path, text: str) -> list[typ
     Editors redraw the outline on every keystroke; lines that do not parse are
     left out, so the rest stays in place while a line is half typed.
     """
+    if block_depth_over(text):
+        return []  # FLOE001 says it nests too deep; tree-sitter-yaml would crash on it
     data = text.encode("utf-8")
     _, tree = ls.trees.repaired(data, ls.trees.parse(str(path), data))
     top = top_mapping(tree)

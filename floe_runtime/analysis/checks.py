@@ -6,6 +6,8 @@ CLI and the language server only present what they return.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -13,8 +15,9 @@ from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from floe_runtime.analysis.diagnostics import Diagnostic, Range, error, warning
-from floe_runtime.analysis.loader import NodePath, YamlDocument, YNode, scalar_value, text_lines
+from floe_runtime.analysis.diagnostics import UNLISTED, Diagnostic, Range, error, warning
+from floe_runtime.analysis.files import not_regular, os_reason
+from floe_runtime.analysis.loader import NodePath, YamlDocument, YNode, scalar_value
 from floe_runtime.analysis.secrets import is_literal, looks_like_credential, mask_text, url_secrets
 from floe_runtime.analysis.suggest import closest
 from floe_runtime.config.base import PROFILE_NAME_PATTERN, SECRET_NAME_PATTERN, SecretRef
@@ -22,6 +25,10 @@ from floe_runtime.config.introspect import describe, is_plain_union, keys_at, lo
 from floe_runtime.config.pipeline import PIPELINE_NAME_PATTERN, PROFILE_KINDS, SEMVER_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Validation errors mapped to diagnostics per file; a file over the 5 MiB cap can hold
+#: 250,000 unknown keys, and mapping one costs tens of microseconds.
+MAX_MAPPED_ERRORS = 1000
 
 _TYPE_NAMES = {
     "model_type": "a mapping",
@@ -147,7 +154,7 @@ def _substring_range(doc: YamlDocument, node: YNode, start: int, end: int) -> Ra
     rng = node.range
     if rng.start.line != rng.end.line:
         return rng
-    lines = text_lines(doc.text)
+    lines = doc.lines()
     if rng.start.line >= len(lines):
         return rng
     written = lines[rng.start.line][rng.start.character : rng.end.character]
@@ -184,15 +191,24 @@ def check_schema(
         # "5432" is a string, not a port (the schema, generated from the same models, agrees).
         return model.model_validate(data, strict=True), []
     except ValidationError as exc:
-        skipped = tuple(skip)
+        skipped = set(skip)
         out: list[Diagnostic] = []
         seen: set[tuple[int, int, str, str]] = set()
-        for err in exc.errors(include_url=False, include_input=True):
-            diag = _map_error(doc, model, data, err)
+        # Every error of one mapping asks which keys it may still take: answered once per
+        # mapping, so 10,000 unknown keys cost 10,000 steps, not 10,000².
+        valid_keys: dict[NodePath, list[str]] = {}
+        errors = exc.errors(include_url=False, include_input=True)
+        for index, err in enumerate(errors):
+            if len(out) > MAX_MAPPED_ERRORS:
+                # Far more than anyone reads (the engine lists 100 per file): the last
+                # mapped one carries how many pydantic errors were not mapped.
+                out[-1].data[UNLISTED] = len(errors) - index
+                break
+            diag = _map_error(doc, model, data, err, valid_keys)
             if diag is None:
                 continue
             path = tuple(diag.data.get("path", ()))
-            if any(path[: len(s)] == s for s in skipped):
+            if skipped and any(path[:end] in skipped for end in range(len(path) + 1)):
                 continue
             # Union members repeat one complaint; each missing key of a mapping is its own.
             start = diag.range.start
@@ -205,7 +221,11 @@ def check_schema(
 
 
 def _map_error(
-    doc: YamlDocument, model: type[BaseModel], data: Any, err: Mapping[str, Any]
+    doc: YamlDocument,
+    model: type[BaseModel],
+    data: Any,
+    err: Mapping[str, Any],
+    valid_keys: dict[NodePath, list[str]],
 ) -> Diagnostic | None:
     kind: str = err["type"]
     loc: tuple[str | int, ...] = tuple(err["loc"])
@@ -226,7 +246,11 @@ def _map_error(
         key = str(path[-1])
         node = doc.node(path)
         rng = node.key_range if node is not None and node.key_range else _nearest(doc, path)
-        valid = [k for k in keys_at(model, path[:-1], data) if k not in _present(doc, path[:-1])]
+        valid = valid_keys.get(path[:-1])
+        if valid is None:
+            present = _present(doc, path[:-1])
+            valid = [k for k in keys_at(model, path[:-1], data) if k not in present]
+            valid_keys[path[:-1]] = valid
         suggestion = closest(key, valid)
         if suggestion:
             message = f"unknown key '{key}'; did you mean '{suggestion}'?"
@@ -496,11 +520,31 @@ def check_transform_paths(pipeline: YamlDocument, root: Path) -> list[Diagnostic
 
 def _dbt_path_problem(root: Path, value: str) -> str | None:
     target = root / value
-    if (target / "dbt_project.yml").is_file():
-        return None
-    if not target.is_dir():
-        return f"transform path '{value}' does not exist (relative to floe.yaml)"
-    return f"no dbt_project.yml in '{value}'"
+    shown = value if len(value) <= 80 else f"{value[:60]}…{value[-16:]}"
+    try:
+        info = os.stat(target / "dbt_project.yml")
+    except (OSError, ValueError) as exc:
+        code = getattr(exc, "errno", None)
+        # The OS refuses a name over 255 bytes or a path over PATH_MAX outright.
+        if code == errno.ENAMETOOLONG or any(
+            len(part.encode("utf-8", "surrogateescape")) > 255 for part in Path(value).parts
+        ):
+            return (
+                f"transform path '{shown}' is too long for the file system "
+                f"({len(value):,} characters; a folder name may have at most 255 bytes)"
+            )
+        if isinstance(exc, OSError) and code not in (errno.ENOENT, errno.ENOTDIR):
+            return f"dbt_project.yml in '{shown}' {os_reason(exc)}"
+    else:
+        reason = not_regular(info.st_mode)
+        return None if reason is None else f"dbt_project.yml in '{shown}' {reason}"
+    try:
+        is_folder = target.is_dir()
+    except (OSError, ValueError):
+        is_folder = False
+    if not is_folder:
+        return f"transform path '{shown}' does not exist (relative to floe.yaml)"
+    return f"no dbt_project.yml in '{shown}'"
 
 
 def check_platform_found(pipeline: YamlDocument, has_platform: bool) -> list[Diagnostic]:

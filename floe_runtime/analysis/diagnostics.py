@@ -71,6 +71,12 @@ class Range(NamedTuple):
 
 ZERO_RANGE = Range.of(0, 0)
 
+#: Diagnostics listed per file at the most; the last one listed says how many more there are.
+MAX_PER_FILE = 100
+#: `data` key of a diagnostic standing for further ones that are not listed: how many.
+UNLISTED = "unlisted"
+_SEVERITY_RANK = {"error": 0, "warning": 1, "information": 2, "hint": 3}
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -115,3 +121,46 @@ def error(file: str, rng: Range, code: str, message: str, **data: Any) -> Diagno
 def warning(file: str, rng: Range, code: str, message: str, **data: Any) -> Diagnostic:
     """A warning diagnostic."""
     return Diagnostic(file, rng, Severity.WARNING, code, message, data)
+
+
+def limit_per_file(diagnostics: list[Diagnostic], limit: int = MAX_PER_FILE) -> list[Diagnostic]:
+    """At most `limit` diagnostics per file: the first ones by position, the last saying how many
+    more there are.
+
+    Nobody reads 10,000 findings, and an editor given them slows down; the last one listed
+    keeps its own code, range and data (its quick fix still applies) and takes the worst
+    severity of those it stands for, so an error is never hidden behind a warning.
+    """
+    per_file: dict[str, list[Diagnostic]] = {}
+    for diag in diagnostics:
+        per_file.setdefault(diag.file, []).append(diag)
+    over = {
+        file
+        for file, found in per_file.items()
+        if len(found) > limit or any(UNLISTED in d.data for d in found)
+    }
+    if not over:
+        return diagnostics
+    out: list[Diagnostic] = []
+    for diag in diagnostics:
+        if diag.file not in over:
+            out.append(diag)
+        elif diag is per_file[diag.file][0]:  # the file's place in the list
+            out.extend(_limited(per_file[diag.file], limit))
+    return out
+
+
+def _limited(found: list[Diagnostic], limit: int) -> list[Diagnostic]:
+    ordered = sorted(found, key=lambda d: (d.range.start, d.code))
+    unlisted = sum(int(d.data.get(UNLISTED, 0)) for d in ordered)
+    cut = min(limit, len(ordered)) - 1
+    kept, rest = ordered[:cut], ordered[cut:]
+    first = rest[0]
+    more = len(rest) - 1 + unlisted
+    worst = min((d.severity for d in rest), key=lambda s: _SEVERITY_RANK[s.value])
+    message = (
+        f"{first.message} (and {more:,} more problem{'s' if more != 1 else ''} in this file, "
+        f"not listed: at most {limit} are shown per file)"
+    )
+    data = {k: v for k, v in first.data.items() if k != UNLISTED}
+    return [*kept, Diagnostic(first.file, first.range, worst, first.code, message, data)]

@@ -23,7 +23,8 @@ from floe_runtime.analysis.checks import (
     check_schema,
     check_transform_paths,
 )
-from floe_runtime.analysis.diagnostics import Diagnostic, Range, Severity, error
+from floe_runtime.analysis.diagnostics import Diagnostic, Range, Severity, error, limit_per_file
+from floe_runtime.analysis.files import NOT_UTF8, UnreadableFile, read_text_file
 from floe_runtime.analysis.loader import YamlDocument, load_yaml
 from floe_runtime.analysis.project import Environment, Project
 from floe_runtime.config.pipeline import Pipeline
@@ -37,10 +38,15 @@ Reader = Callable[[Path], str | None]
 
 
 def read_disk(path: Path) -> str | None:
-    """Read a file from disk as UTF-8; None when it is missing or unreadable."""
+    """Read a file from disk as UTF-8; None when it is missing or unreadable.
+
+    Only a regular file of at most 5 MiB is read, without blocking (`files.read_text_file`):
+    a named pipe or `/dev/zero` in a config file's place gives None, and the engine then
+    says why the file was not read.
+    """
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        return read_text_file(path)
+    except UnreadableFile:
         return None
 
 
@@ -140,7 +146,16 @@ class Analysis:
 
 def _unreadable(path: Path) -> Checked[BaseModel]:
     doc = YamlDocument(str(path), "", None, [])
-    diag = error(str(path), Range.of(0, 0), "FLOE001", "cannot read the file as UTF-8 text")
+    try:  # read again, for the reason: only a file that failed pays for it
+        read_text_file(path)
+        message = "cannot read the file"  # readable now: it changed in between
+    except UnreadableFile as exc:
+        message = (
+            "cannot read the file as UTF-8 text"
+            if exc.reason == NOT_UTF8
+            else f"the file {exc.reason}" + ("" if exc.missing else "; it was not read")
+        )
+    diag = error(str(path), Range.of(0, 0), "FLOE001", message)
     return Checked(doc, None, (diag,))
 
 
@@ -182,6 +197,7 @@ def analyze(project: Project, read: Reader = read_disk) -> Analysis:
     if pipeline.document.ok:
         diags.extend(check_transform_paths(pipeline.document, project.root))
         diags.extend(check_platform_found(pipeline.document, bool(project.environments)))
+    analysis.diagnostics = limit_per_file(diags)
     return analysis
 
 

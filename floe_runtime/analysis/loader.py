@@ -22,16 +22,19 @@ from typing import Any, Literal
 import yaml
 
 from floe_runtime.analysis.diagnostics import Diagnostic, Position, Range, error
+from floe_runtime.analysis.files import MAX_BYTES as MAX_BYTES  # the one size limit
 
 try:  # libyaml is present in every wheel of PyYAML we install; fall back for odd builds.
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
-#: Files larger than this are refused (a config file is kilobytes).
-MAX_BYTES = 5 * 1024 * 1024
 #: Nodes a document may expand to once aliases are followed.
 MAX_NODES = 200_000
+#: How deeply mappings and sequences may nest (aliases followed). libyaml accepts up to
+#: 1000, but every later step (models, checks, the server's replies) walks the tree, and
+#: a config file nests a handful of levels.
+MAX_DEPTH = 100
 
 NodeKind = Literal["map", "seq", "scalar"]
 #: Positions are kept as plain int tuples while loading (cheap to make); `YNode.range`
@@ -46,6 +49,12 @@ _constructor = yaml.constructor.SafeConstructor()  # only its scalar constructor
 
 class _TooLarge(Exception):
     pass
+
+
+class _TooDeep(Exception):
+    def __init__(self, span: Span | None) -> None:
+        super().__init__()
+        self.span = span
 
 
 @dataclass(slots=True, eq=False)
@@ -125,6 +134,8 @@ class YamlDocument:
     diagnostics: list[Diagnostic]
     _data: Any = field(default=None, repr=False)
     _has_data: bool = field(default=False, repr=False)
+    _lines: list[str] | None = field(default=None, repr=False)
+    _first_line: Range | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -147,14 +158,23 @@ class YamlDocument:
             self._has_data = True
         return self._data
 
+    def lines(self) -> list[str]:
+        """The text's lines as the LSP counts them; split once (checks ask per diagnostic)."""
+        if self._lines is None:
+            self._lines = text_lines(self.text)
+        return self._lines
+
     def first_line_range(self) -> Range:
         """The first non-blank, non-comment line: where file-level diagnostics point."""
-        for number, line in enumerate(text_lines(self.text)):
-            stripped = line.strip()
-            if stripped and not stripped.startswith(("#", "---", "%")):
-                indent = len(line) - len(line.lstrip())
-                return Range.of(number, indent, number, len(line.rstrip()))
-        return Range.of(0, 0)
+        if self._first_line is None:
+            self._first_line = Range.of(0, 0)
+            for number, line in enumerate(self.lines()):
+                stripped = line.strip()
+                if stripped and not stripped.startswith(("#", "---", "%")):
+                    indent = len(line) - len(line.lstrip())
+                    self._first_line = Range.of(number, indent, number, len(line.rstrip()))
+                    break
+        return self._first_line
 
 
 def _event_span(event: Any) -> Span:
@@ -236,6 +256,8 @@ class _Builder:
             is_map = kind is yaml.MappingStartEvent
             tag = event.tag or (_MAP if is_map else _SEQ)
             node = YNode("map" if is_map else "seq", _event_span(event), tag=tag)
+            if len(self.stack) >= MAX_DEPTH:
+                raise _TooDeep(node.span)
             self.stack.append(_Frame(node, event.anchor))
         elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             frame = self.stack.pop()
@@ -476,6 +498,8 @@ def load_whole(text: str, file: str) -> YamlDocument:
         return YamlDocument(file, text, None, [error(file, rng, "FLOE001", message)])
     except yaml.YAMLError as exc:  # other unmarked errors: still one clear diagnostic
         return YamlDocument(file, text, None, [error(file, Range.of(0, 0), "FLOE001", str(exc))])
+    except _TooDeep as exc:
+        return _too_deep(file, text, exc.span, remap)
     diagnostics = builder.diagnostics
     if remap is not None:
         if root is not None:
@@ -486,33 +510,70 @@ def load_whole(text: str, file: str) -> YamlDocument:
     try:
         if builder.aliased:
             _check_size(root)
-    except (_TooLarge, RecursionError):
+    except _TooLarge:
         message = (
             f"document expands to more than {MAX_NODES} nodes (aliases referring to aliases?); "
+            "refusing to load it"
+        )
+        return YamlDocument(file, text, None, [error(file, Range.of(0, 0), "FLOE001", message)])
+    except _TooDeep:
+        message = (
+            f"document nests deeper than {MAX_DEPTH} levels once aliases are followed; "
             "refusing to load it"
         )
         return YamlDocument(file, text, None, [error(file, Range.of(0, 0), "FLOE001", message)])
     return YamlDocument(file, text, root, diagnostics)
 
 
+def _too_deep(file: str, text: str, span: Span | None, remap: _Remap | None) -> YamlDocument:
+    if span is None:
+        rng = Range.of(0, 0)
+    else:
+        line, column = remap.position(span[0], span[1]) if remap is not None else span[:2]
+        rng = Range.of(line, column, line, column + 1)
+    message = (
+        f"mappings and lists nest deeper than {MAX_DEPTH} levels here; "
+        "refusing to load the document"
+    )
+    return YamlDocument(file, text, None, [error(file, rng, "FLOE001", message)])
+
+
+def _collection_id(node: YNode) -> int:
+    # Aliased copies of a node share its entries or items: one id per unfolded subtree.
+    return id(node.entries) if node.kind == "map" else id(node.items)
+
+
 def _check_size(root: YNode) -> None:
-    """Raise _TooLarge when the tree, with shared (aliased) nodes unfolded, exceeds MAX_NODES."""
-    sizes: dict[int, int] = {}
+    """Raise _TooLarge when the tree, with shared (aliased) nodes unfolded, exceeds MAX_NODES,
+    and _TooDeep when it then nests deeper than MAX_DEPTH.
 
-    def size(node: YNode) -> int:
-        known = sizes.get(id(node.entries) if node.kind == "map" else id(node.items))
-        if known is not None and node.kind != "scalar":
-            return known
-        total = 1
-        for child in node.entries.values() if node.kind == "map" else node.items:
-            total += size(child)
-            if total > MAX_NODES:
-                raise _TooLarge
-        if node.kind != "scalar":
-            sizes[id(node.entries) if node.kind == "map" else id(node.items)] = total
-        return total
-
-    size(root)
+    Iterative, with each shared subtree measured once: a chain of aliases can make a
+    tree far deeper than its text (and than Python's recursion limit).
+    """
+    known: dict[int, tuple[int, int]] = {}  # collection id -> (nodes, depth)
+    stack: list[tuple[YNode, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if node.kind == "scalar" or _collection_id(node) in known:
+            continue
+        children = node.entries.values() if node.kind == "map" else node.items
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if child.kind != "scalar")
+            continue
+        size, depth = 1, 1
+        for child in children:
+            if child.kind == "scalar":
+                size += 1
+                continue
+            child_size, child_depth = known[_collection_id(child)]
+            size += child_size
+            depth = max(depth, child_depth + 1)
+        if size > MAX_NODES:
+            raise _TooLarge
+        if depth > MAX_DEPTH:
+            raise _TooDeep(None)
+        known[_collection_id(node)] = (size, depth)
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -528,6 +589,35 @@ def text_lines(text: str) -> list[str]:
     if "\r" not in text:
         return text.split("\n")
     return _LINE_BREAK.split(text)
+
+
+def block_depth_over(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether the block indentation of `text` nests more than `limit` levels (each deeper
+    indentation and each `- ` opening one), as a reader that works without libyaml sees it.
+
+    For the editor's tolerant reader, which must not be handed such a text (tree-sitter-yaml
+    0.7 crashes the process on ~250 levels). Any level past `limit` stands at a column past
+    `limit` or behind dashes, so most texts are answered by one regular-expression search.
+    """
+    if re.search(rf"(?m)^[ \-]{{{limit},}}", text) is None:
+        return False
+    stack: list[int] = []
+    for line in text_lines(text):
+        content = line.lstrip(" ")
+        if not content or content.startswith("#"):
+            continue
+        column = len(line) - len(content)
+        while stack and stack[-1] >= column:
+            stack.pop()
+        stack.append(column)
+        while content[:2] == "- ":  # `- - x`: a sequence inside a sequence item
+            rest = content[2:].lstrip(" ")
+            column += len(content) - len(rest)
+            stack.append(column)
+            content = rest
+        if len(stack) > limit:
+            return True
+    return False
 
 
 def _position_at(text: str, index: int) -> Position:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from floe_runtime.analysis.files import exists_on_disk, resolved
+
 PIPELINE_FILE = "floe.yaml"
 PLATFORM_FILE = "platform.yaml"
 PLATFORM_DIR = "platform"
@@ -69,15 +71,21 @@ def find_environments(
         if not path.is_absolute():
             path = Path.cwd() / path
         return [Environment(env or environ.get("FLOE_ENV") or DEFAULT_ENV, path)]
+    # A platform.yaml that is there but cannot be read (a FIFO, a looping link) is still an
+    # environment: the engine then says why it was not read, instead of it going missing.
     envs: list[Environment] = []
     beside = root / PLATFORM_FILE
-    if beside.is_file():
+    if exists_on_disk(beside):
         envs.append(Environment(DEFAULT_ENV, beside))
     platform_dir = root / PLATFORM_DIR
     if platform_dir.is_dir():
-        for child in sorted(platform_dir.iterdir()):
+        try:
+            children = sorted(platform_dir.iterdir())
+        except OSError:
+            children = []
+        for child in children:
             candidate = child / PLATFORM_FILE
-            if candidate.is_file() and not any(e.name == child.name for e in envs):
+            if exists_on_disk(candidate) and not any(e.name == child.name for e in envs):
                 envs.append(Environment(child.name, candidate))
     return envs
 
@@ -97,11 +105,11 @@ def discover(
     target = target.expanduser()
     if target.is_dir():
         pipeline_file = target / PIPELINE_FILE
-        if not pipeline_file.is_file():
+        if not exists_on_disk(pipeline_file):
             raise ProjectError(
                 f"no {PIPELINE_FILE} in {target} (run 'floe-runtime init' to create one)"
             )
-    elif target.is_file() and target.name == PLATFORM_FILE:
+    elif exists_on_disk(target) and target.name == PLATFORM_FILE:
         # A platform file stands for its pipeline, in that one environment.
         owner = platform_file_environment(target)
         if owner is None:
@@ -109,12 +117,12 @@ def discover(
                 f"{target} belongs to no pipeline: expected floe.yaml beside it or at ../../"
             )
         root, env_name = owner
-        return Project(root, root / PIPELINE_FILE, (Environment(env_name, target.resolve()),))
-    elif target.is_file():
-        pipeline_file = target
+        return Project(root, root / PIPELINE_FILE, (Environment(env_name, resolved(target)),))
+    elif exists_on_disk(target):
+        pipeline_file = target  # even a FIFO: the engine says why it is not read
     else:
         raise ProjectError(f"{target} does not exist")
-    pipeline_file = pipeline_file.resolve()
+    pipeline_file = resolved(pipeline_file)
     root = pipeline_file.parent
     wanted = env or environ.get("FLOE_ENV") or None
     envs = tuple(find_environments(root, environ, wanted))
@@ -126,10 +134,10 @@ def discover(
 
 def platform_file_environment(path: Path) -> tuple[Path, str] | None:
     """For a platform.yaml, the pipeline root it belongs to and its environment name."""
-    path = path.resolve()
+    path = resolved(path)
     if path.name != PLATFORM_FILE:
         return None
-    if (path.parent / PIPELINE_FILE).is_file():
+    if exists_on_disk(path.parent / PIPELINE_FILE):
         return path.parent, DEFAULT_ENV
     if path.parent.parent.name == PLATFORM_DIR:
         return path.parent.parent.parent, path.parent.name

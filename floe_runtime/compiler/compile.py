@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from floe_runtime import __version__
 from floe_runtime.analysis import Analysis, Diagnostic, Project, ProjectError, analyze
 from floe_runtime.analysis.engine import Reader, read_disk
+from floe_runtime.analysis.files import UnreadableFile, not_regular, read_text_file
 from floe_runtime.compiler.artifacts import (
     ARTIFACTS_FILE,
     CompiledArtifacts,
@@ -39,11 +41,24 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+#: A dbt project file compile reads may be this large (schema files of big projects are).
+DBT_FILE_MAX_BYTES = 64 * 1024 * 1024
+
+
 def _dbt_profile_name(project_dir: Path) -> str:
-    data: Any = yaml.safe_load((project_dir / "dbt_project.yml").read_text(encoding="utf-8"))
+    path = project_dir / "dbt_project.yml"
+    try:
+        data: Any = yaml.safe_load(read_text_file(path, DBT_FILE_MAX_BYTES))
+    except UnreadableFile as exc:
+        raise CompileError(str(exc)) from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        problem = getattr(exc, "problem", None) or (
+            str(exc) if isinstance(exc, yaml.YAMLError) else "nested too deeply"
+        )
+        raise CompileError(f"{path} is not valid YAML: {problem}") from None
     name = data.get("profile") if isinstance(data, dict) else None
     if not isinstance(name, str) or not name:
-        raise CompileError(f"{project_dir / 'dbt_project.yml'} names no 'profile'")
+        raise CompileError(f"{path} names no 'profile'")
     return name
 
 
@@ -148,16 +163,63 @@ _ICEBERG_SOURCE = re.compile(r"""plugin:\s*["']?iceberg\b""")
 _SKIP_DIRS = {"target", "dbt_packages", "logs", ".git"}
 
 
+#: Files dbt reads when it parses a project.
+_DBT_SUFFIXES = frozenset({".yml", ".yaml", ".sql", ".csv", ".md", ".py", ".jinja"})
+
+
+def _dbt_files(project_dir: Path) -> list[Path]:
+    """The files of a dbt project that dbt reads (build output and packages left out).
+
+    CompileError when one of them is not a regular file: a named pipe blocks whoever reads
+    it (dbt too, for good), so compile refuses and names it instead of hanging.
+    """
+    found: list[Path] = []
+    folders = [project_dir]
+    seen: set[tuple[int, int]] = set()  # a linked folder may lead back up
+    while folders:
+        folder = folders.pop()
+        try:
+            info = folder.stat()
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    if entry.name not in _SKIP_DIRS:
+                        folders.append(Path(entry.path))
+                elif os.path.splitext(entry.name)[1] not in _DBT_SUFFIXES:
+                    continue
+                elif entry.is_file():
+                    found.append(Path(entry.path))
+                else:
+                    reason = not_regular(entry.stat().st_mode)
+                    if reason is not None:
+                        raise CompileError(
+                            f"dbt project file {entry.path} {reason}; "
+                            "dbt would block or fail reading it"
+                        )
+            except OSError:
+                continue  # vanished, or a dangling link: dbt reports those itself
+    return found
+
+
 def reads_iceberg_sources(project_dir: Path) -> bool:
-    """Whether a dbt project declares sources read through dbt-duckdb's `iceberg` plugin."""
-    for path in project_dir.rglob("*.yml"):
-        if _SKIP_DIRS.intersection(path.relative_to(project_dir).parts):
+    """Whether a dbt project declares sources read through dbt-duckdb's `iceberg` plugin.
+
+    CompileError for a project file dbt could not read without blocking (see `_dbt_files`).
+    """
+    for path in _dbt_files(project_dir):
+        if path.suffix != ".yml":
             continue
         try:
-            if _ICEBERG_SOURCE.search(path.read_text(encoding="utf-8")):
+            if _ICEBERG_SOURCE.search(read_text_file(path, DBT_FILE_MAX_BYTES)):
                 return True
-        except (OSError, UnicodeDecodeError):
-            continue
+        except UnreadableFile:
+            continue  # too large or not UTF-8: dbt's own parse says so
     return False
 
 
@@ -170,7 +232,10 @@ def _iceberg_source_catalog(
     env_var() references. A SQL catalog with a password is left out, because its
     password would have to be URL-quoted before dbt renders it.
     """
-    if not any(reads_iceberg_sources(Path(t.project_dir)) for t in targets):
+    # Every project is walked (not `any` over a generator): each must be free of files dbt
+    # would block on.
+    folders = sorted({t.project_dir for t in targets})
+    if not any([reads_iceberg_sources(Path(folder)) for folder in folders]):  # noqa: C419
         return None
     if isinstance(catalog.profile, SqlCatalog) and catalog.profile.password is not None:
         return None
