@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+from floe_runtime.analysis.files import read_bytes_file
 from floe_runtime.analysis.secrets import mask_text
 from floe_runtime.compiler.profiles import (
     DBT_SECRET_PREFIX,
@@ -86,7 +87,8 @@ def resolve_secret(name: str) -> str | None:
     path = secrets_dir() / name
     try:
         # A mounted secret usually ends with a newline that is not part of the value.
-        return _present(path.read_text(encoding="utf-8").rstrip("\r\n"))
+        # Only a regular file, opened without blocking: a FIFO here would hang the run.
+        return _present(read_bytes_file(path).decode("utf-8").rstrip("\r\n"))
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         return None
     except UnicodeDecodeError:
