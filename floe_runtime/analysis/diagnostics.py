@@ -75,6 +75,9 @@ ZERO_RANGE = Range.of(0, 0)
 MAX_PER_FILE = 100
 #: `data` key of a diagnostic standing for further ones that are not listed: how many.
 UNLISTED = "unlisted"
+#: `data` key of the last diagnostic listed for a file: how many were not listed, by
+#: severity (`{"error": 9900}`), for a summary line that counts them all.
+NOT_LISTED = "not_listed"
 _SEVERITY_RANK = {"error": 0, "warning": 1, "information": 2, "hint": 3}
 
 
@@ -163,4 +166,8 @@ def _limited(found: list[Diagnostic], limit: int) -> list[Diagnostic]:
         f"not listed: at most {limit} are shown per file)"
     )
     data = {k: v for k, v in first.data.items() if k != UNLISTED}
+    counts = {"error": unlisted} if unlisted else {}  # only schema errors go uncounted
+    for diag in rest[1:]:
+        counts[diag.severity.value] = counts.get(diag.severity.value, 0) + 1
+    data[NOT_LISTED] = counts
     return [*kept, Diagnostic(first.file, first.range, worst, first.code, message, data)]

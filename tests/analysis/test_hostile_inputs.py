@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from floe_runtime.analysis import Diagnostic, Severity, analyze, discover
-from floe_runtime.analysis.diagnostics import MAX_PER_FILE, error, limit_per_file, warning
+from floe_runtime.analysis.diagnostics import (
+    MAX_PER_FILE,
+    NOT_LISTED,
+    error,
+    limit_per_file,
+    warning,
+)
 from floe_runtime.analysis.loader import MAX_DEPTH, load_yaml
 from tests.analysis.test_codes import DEV, FLOE
 
@@ -47,6 +53,7 @@ def test_ten_thousand_unknown_keys_list_the_first_and_count_the_rest(
         f"unknown key 'unknown_99'; {expected} (and 9,900 more problems in this file, "
         "not listed: at most 100 are shown per file)"
     )
+    assert found[-1].data[NOT_LISTED] == {"error": 9_900}  # for a summary that counts all
 
 
 def test_the_count_stays_exact_past_what_is_mapped(make_project: MakeProject) -> None:
@@ -55,6 +62,7 @@ def test_the_count_stays_exact_past_what_is_mapped(make_project: MakeProject) ->
     root = make_project(FLOE + unknown, {"dev": DEV})
     *_, last = diagnostics_of(root, root / "floe.yaml")
     assert "(and 2,900 more problems in this file" in last.message
+    assert last.data[NOT_LISTED] == {"error": 2_900}
 
 
 def test_a_capped_file_does_not_cap_the_others(make_project: MakeProject) -> None:
@@ -79,6 +87,7 @@ def test_the_last_one_listed_takes_the_worst_severity_and_limiting_is_idempotent
     last = [d for d in limited if d.file == "f"][-1]
     assert last.severity is Severity.ERROR  # an error among those not listed is not hidden
     assert last.message.startswith("w4 (and 6 more problems in this file")
+    assert last.data[NOT_LISTED] == {"warning": 5, "error": 1}
     assert [d.message for d in limited if d.file == "g"] == ["other file"]
     assert limit_per_file(limited, limit=5) == limited
 
