@@ -24,6 +24,8 @@ from collections.abc import Iterator
 import tree_sitter_yaml
 from tree_sitter import Language, Node, Parser, Point, Tree
 
+from floe_runtime.analysis.loader import MAX_DEPTH, block_depth_over
+
 PathItem = str | int
 KeyPath = tuple[PathItem, ...]
 
@@ -64,6 +66,18 @@ def _point(data: bytes, offset: int) -> Point:
     return Point(row, offset - (data.rfind(b"\n", 0, offset) + 1))
 
 
+def _readable(data: bytes) -> bytes:
+    """`data`, or nothing when it nests too deep for tree-sitter-yaml.
+
+    tree-sitter-yaml 0.7 crashes the whole process (SIGSEGV) on ~250 block levels; the
+    engine reports such a file (FLOE001, nested too deep) and the editor features see an
+    empty document instead.
+    """
+    if len(data) < MAX_DEPTH:
+        return data
+    return b"" if block_depth_over(data.decode("utf-8", "replace")) else data
+
+
 class Trees:
     """Trees of the documents an editor works on, each re-parsed incrementally on change.
 
@@ -77,6 +91,7 @@ class Trees:
 
     def parse(self, key: str, data: bytes) -> Tree:
         """The tree of `data`, the current text of document `key`."""
+        data = _readable(data)
         known = self._known.get(key)
         if known is not None and known[0] == data:
             self._known.move_to_end(key)
@@ -90,10 +105,12 @@ class Trees:
 
     def parse_alone(self, data: bytes) -> Tree:
         """The tree of a text kept nowhere (one line, a probe)."""
-        return self._parser.parse(data)
+        return self._parser.parse(_readable(data))
 
     def variant(self, old: bytes, tree: Tree, new: bytes) -> Tree:
         """The tree of `new`, re-parsed from `tree` (the tree of `old`, left unchanged)."""
+        if _readable(new) is not new:
+            return self._parser.parse(b"")
         start = _common_prefix(old, new)
         tail = _common_suffix(old, new, min(len(old), len(new)) - start)
         edited = tree.copy()

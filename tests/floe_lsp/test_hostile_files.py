@@ -169,3 +169,40 @@ async def test_outline_of_deep_documents_answers_and_is_capped(
             timeout=30,
             what="FLOE001",
         )
+
+
+async def test_hover_completion_and_hints_on_a_300_level_document_answer(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """tree-sitter-yaml crashes the process on ~250 block levels: the tolerant reader is
+    never handed such a text, so every cursor request answers and the server lives on."""
+    floe = workspace / "z-good" / "floe.yaml"
+    base = floe.read_text()
+    nested = "\n".join("  " * (i + 1) + f"k{i}:" for i in range(300)) + " 1\n"
+    text = base + "extra:\n" + nested
+    open_doc(client, floe, text)
+    doc = types.TextDocumentIdentifier(uri=uri(floe))
+    for line in (2, 10, 200):
+        pos = types.Position(line=line, character=2)
+        await client.text_document_hover_async(types.HoverParams(text_document=doc, position=pos))
+        await client.text_document_completion_async(
+            types.CompletionParams(text_document=doc, position=pos)
+        )
+    end = types.Position(line=len(text.split("\n")) - 1, character=0)
+    await client.text_document_inlay_hint_async(
+        types.InlayHintParams(
+            text_document=doc, range=types.Range(start=types.Position(line=0, character=0), end=end)
+        )
+    )
+    await wait_for(
+        lambda: [d.code for d in client.diagnostics.get(uri(floe), [])] == ["FLOE001"],
+        timeout=30,
+        what="FLOE001 (nested too deep)",
+    )
+    # Still alive and serving: a normal hover on the restored text answers.
+    open_doc(client, floe, base, version=2)
+    line = base.split("\n").index("catalog: default")
+    found = await client.text_document_hover_async(
+        types.HoverParams(text_document=doc, position=types.Position(line=line, character=10))
+    )
+    assert found is not None
