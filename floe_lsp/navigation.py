@@ -112,8 +112,12 @@ def _transform_links(ls: FloeLanguageServer, path: Path) -> list[tuple[Range, Pa
         p = item.get("path") if item.kind == "map" else None
         if p is None or p.kind != "scalar" or not isinstance(p.value, str) or not p.value:
             continue
-        target = (path.parent / p.value / "dbt_project.yml").resolve()
-        if target.is_file():
+        try:
+            target = (path.parent / p.value / "dbt_project.yml").resolve()
+            found = target.is_file()
+        except (OSError, ValueError):  # too long for the OS, NUL: the engine reports it
+            continue
+        if found:
             out.append((name_range(p), target))
     return out
 

@@ -206,3 +206,21 @@ async def test_hover_completion_and_hints_on_a_300_level_document_answer(
         types.HoverParams(text_document=doc, position=types.Position(line=line, character=10))
     )
     assert found is not None
+
+
+async def test_links_and_definition_on_a_path_too_long_for_the_os_answer(
+    client: LanguageClient, workspace: Path
+) -> None:
+    floe = workspace / "z-good" / "floe.yaml"
+    text = floe.read_text().replace("path: ./dbt", "path: ./" + "d" * 300)
+    open_doc(client, floe, text)
+    doc = types.TextDocumentIdentifier(uri=uri(floe))
+    links = await client.text_document_document_link_async(
+        types.DocumentLinkParams(text_document=doc)
+    )
+    assert not links  # answered (an internal error would raise), with no link
+    line = text.split("\n").index("    path: ./" + "d" * 300)
+    found = await client.text_document_definition_async(
+        types.DefinitionParams(text_document=doc, position=types.Position(line=line, character=14))
+    )
+    assert not found
