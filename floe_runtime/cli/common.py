@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from floe_runtime.analysis.diagnostics import Diagnostic, Severity
+from floe_runtime.analysis.diagnostics import NOT_LISTED, Diagnostic, Severity
 
 if TYPE_CHECKING:
     from floe_runtime.analysis import Project
@@ -80,6 +80,11 @@ def summary(diagnostics: Iterable[Diagnostic]) -> str:
     items = list(diagnostics)
     errors = sum(d.severity is Severity.ERROR for d in items)
     warnings = sum(d.severity is Severity.WARNING for d in items)
+    for d in items:  # a capped file's last diagnostic counts those it did not list
+        hidden = d.data.get(NOT_LISTED)
+        if isinstance(hidden, dict):
+            errors += int(hidden.get(Severity.ERROR.value, 0))
+            warnings += int(hidden.get(Severity.WARNING.value, 0))
     parts = []
     if errors:
         parts.append(f"{errors} error{'s' if errors != 1 else ''}")

@@ -43,6 +43,7 @@ def test_validate_lists_one_hundred_of_ten_thousand_unknown_keys(example: Path) 
     assert len(lines) == 101  # 100 diagnostics and the summary
     assert all(" error FLOE003 unknown key 'unknown_" in line for line in lines[:100])
     assert "(and 9,900 more problems in this file, not listed" in lines[99]
+    assert lines[100] == "Found 10000 errors."  # the summary counts what was not listed
 
 
 @pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
