@@ -133,6 +133,26 @@ def change_doc(client: LanguageClient, path: Path, text: str, version: int) -> N
     )
 
 
+def change_range(
+    client: LanguageClient, path: Path, version: int, line: int, start: int, end: int, text: str
+) -> None:
+    """Send an incremental didChange replacing characters start..end of one line."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri(path), version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=line, character=start),
+                        end=types.Position(line=line, character=end),
+                    ),
+                    text=text,
+                )
+            ],
+        )
+    )
+
+
 async def wait_for(
     predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lsp_helpers import codes, open_doc, uri, wait_for
+from lsp_helpers import change_range, codes, open_doc, uri, wait_for
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 from pytest_lsp import LanguageClient
@@ -76,20 +76,7 @@ async def test_incremental_edit_below_an_unusual_character(
     await wait_for(lambda: uri(floe) in client.diagnostics, what="first diagnostics")
     assert codes(client, floe) == []
     line = base.split("\n").index("compute: default")
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri(floe), version=2),
-            content_changes=[
-                types.TextDocumentContentChangePartial(
-                    range=types.Range(
-                        start=types.Position(line=line, character=9),
-                        end=types.Position(line=line, character=16),
-                    ),
-                    text="nowhere",
-                )
-            ],
-        )
-    )
+    change_range(client, floe, 2, line, 9, 16, "nowhere")
     await wait_for(lambda: "FLOE010" in codes(client, floe), what="FLOE010")
     found = [d for d in client.diagnostics[uri(floe)] if d.code == "FLOE010"]
     assert len(found) == 2  # dev and prod; nothing else (catalog: untouched)

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from lsp_helpers import change_doc, codes, open_doc, pos, uri, wait_for
+from lsp_helpers import change_doc, change_range, codes, open_doc, pos, uri, wait_for
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -85,20 +85,7 @@ async def test_edit_introduces_and_fixes_an_error(client: LanguageClient, projec
     assert codes(client, floe) == []
     # Incremental change: type an unknown key at the top of the file.
     line = text.split("\n").index("storage: default")
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri(floe), version=2),
-            content_changes=[
-                types.TextDocumentContentChangePartial(
-                    range=types.Range(
-                        start=types.Position(line=line, character=0),
-                        end=types.Position(line=line, character=0),
-                    ),
-                    text="storag: default\n",
-                )
-            ],
-        )
-    )
+    change_range(client, floe, 2, line, 0, 0, "storag: default\n")
     await wait_for(lambda: codes(client, floe) == ["FLOE003"], what="FLOE003 after edit")
     diag = client.diagnostics[uri(floe)][0]
     assert "storag" in diag.message
