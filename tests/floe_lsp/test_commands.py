@@ -26,6 +26,18 @@ def _server_in_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "40")
 
 
+def _lens_refreshes(client: LanguageClient) -> list[None]:
+    """The `workspace/codeLens/refresh` requests the server sends this client, from now on."""
+    seen: list[None] = []
+    if types.WORKSPACE_CODE_LENS_REFRESH not in client.protocol.fm.features:
+
+        @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)  # type: ignore[untyped-decorator]
+        def code_lens_refresh(params: None) -> None:
+            seen.append(params)
+
+    return seen
+
+
 async def test_code_lenses_per_environment(client: LanguageClient, project: Path) -> None:
     floe = project / "floe.yaml"
     text = open_doc(client, floe)
@@ -100,12 +112,7 @@ async def test_environment_setting_picks_the_lenses_and_the_command_env(
     client: LanguageClient, project: Path
 ) -> None:
     """`floe.environment` (workspace/configuration) narrows the lenses and is the commands' default env."""
-    refreshes: list[None] = []
-    if types.WORKSPACE_CODE_LENS_REFRESH not in client.protocol.fm.features:
-
-        @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)  # type: ignore[untyped-decorator]
-        def code_lens_refresh(params: None) -> None:
-            refreshes.append(params)
+    refreshes = _lens_refreshes(client)
 
     floe = project / "floe.yaml"
     open_doc(client, floe)
@@ -193,12 +200,7 @@ async def test_run_to_success_then_open_lineage(pull_client: LanguageClient, pro
     from pyiceberg.catalog.sql import SqlCatalog
 
     client = pull_client
-    lens_refreshes: list[None] = []
-    if types.WORKSPACE_CODE_LENS_REFRESH not in client.protocol.fm.features:
-
-        @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)  # type: ignore[untyped-decorator]
-        def code_lens_refresh(params: None) -> None:
-            lens_refreshes.append(params)
+    lens_refreshes = _lens_refreshes(client)
 
     floe = project / "floe.yaml"
     open_doc(client, floe)
