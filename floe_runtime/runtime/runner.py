@@ -100,6 +100,24 @@ class RunOutcome:
         return bool(self.errors) or any(r.failed for r in self.results)
 
 
+def step_error_text(error: Any) -> str:
+    """One line for a failed step: the innermost cause's type and message.
+
+    Dagster wraps what the asset body raised ("Error occurred while executing op …:")
+    with the real exception as its `cause`; that wrapper alone says nothing useful.
+    """
+    if error is None:
+        return "step failed"
+    inner = error
+    while getattr(inner, "cause", None) is not None:
+        inner = inner.cause
+    message = (inner.message or "").strip()
+    if inner is error:
+        return message or "step failed"
+    # SerializableErrorInfo messages already read "ExcType: text" for exceptions.
+    return message or (inner.cls_name or "step failed")
+
+
 def run_pipeline(
     artifacts: CompiledArtifacts,
     secrets: Secrets,
@@ -158,9 +176,8 @@ def run_pipeline(
             # The asset body itself broke (not a dbt failure): surface Dagster's error text.
             for event in result.all_events:
                 if event.is_step_failure and event.step_failure_data is not None:
-                    error = event.step_failure_data.error
                     session.errors.append(
-                        secrets.redact(error.message.strip() if error else "step failed")
+                        secrets.redact(step_error_text(event.step_failure_data.error))
                     )
     except Exception as exc:  # Dagster itself failed: report, never a traceback
         session.errors.append(secrets.redact(f"{type(exc).__name__}: {exc}"))
