@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -96,15 +96,50 @@ class _ConsoleObserver:
     help="dbt node selection for this run (replaces floe.yaml's select).",
 )
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
-def run(path: Path | None, env: str | None, select: str | None, full_refresh: bool) -> None:
+@click.option(
+    "--no-wait",
+    "no_wait",
+    is_flag=True,
+    help="Refuse (exit 2) instead of waiting while another run of this pipeline and "
+    "environment is in progress.",
+)
+def run(
+    path: Path | None, env: str | None, select: str | None, full_refresh: bool, no_wait: bool
+) -> None:
     """Run the pipeline: dbt through Dagster, publish tables to Iceberg, trace, emit lineage.
 
-    Exit 0 when every model and test passed, 1 when one failed (dbt's error shown),
-    2 for usage or configuration errors (nothing runs).
+    One run at a time per pipeline and environment: a second one waits for the first
+    (or, with --no-wait, refuses). Exit 0 when every model and test passed, 1 when one
+    failed (dbt's error shown), 2 for usage or configuration errors (nothing runs).
     """
-    from rich.console import Console
+    from floe_runtime.runtime.lock import Holder, RunLocked, run_lock
 
     _, artifacts = _compile(path, env)
+    pipeline, environment = artifacts.pipeline.name, artifacts.environment
+
+    def waiting(holder: Holder) -> None:
+        click.echo(
+            f"waiting: another run of {pipeline} (environment {environment}) is in progress "
+            f"({holder.describe()}); this one starts when it ends (--no-wait refuses instead)",
+            err=True,
+        )
+
+    try:
+        with run_lock(
+            artifacts.project_root, pipeline, environment, wait=not no_wait, on_wait=waiting
+        ):
+            _run(artifacts, select, full_refresh)
+    except RunLocked as exc:
+        fail(f"{exc}; not started (without --no-wait this run would wait for it)")
+    except KeyboardInterrupt:  # Ctrl-C while waiting (the run itself handles its own)
+        click.echo("stopped while waiting for the other run; nothing ran", err=True)
+        sys.exit(130)
+
+
+def _run(artifacts: CompiledArtifacts, select: str | None, full_refresh: bool) -> NoReturn:
+    """The run itself, under the run lock; exits with the run's code."""
+    from rich.console import Console
+
     from floe_runtime.runtime.secrets import MissingSecretError, resolve_secrets
 
     try:
@@ -295,7 +330,6 @@ def lineage(
     `none` leave nothing to render. When there is nothing, no page is written and a page
     left at the default place by an earlier call is removed (so nothing opens a stale one).
     """
-    from typing import NoReturn
 
     from floe_runtime.config.platform import ConsoleLineage, FileLineage, HttpLineage
     from floe_runtime.runtime.lineage import public_uri
