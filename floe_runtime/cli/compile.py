@@ -38,3 +38,7 @@ def compile_command(path: Path | None, env: str | None, output: Path | None) -> 
         f"  {shown_path(str(artifacts_path))}\n"
         f"  {shown_path(str(artifacts_path.with_name('profiles.yml')))}"
     )
+    for relative in artifacts.engine_files:  # trino/spark: the engine's catalog configuration
+        click.echo(f"  {shown_path(str(artifacts_path.parent / relative))}")
+    for note in artifacts.notes:
+        click.echo(f"Note: {note}")

@@ -81,6 +81,16 @@ class CompiledArtifacts(_Frozen):
     dbt: list[DbtTarget]
     profiles_yml: str = Field(description="Generated dbt profiles.yml (secrets as env_var()).")
     secret_refs: list[str] = Field(description="Every secret a run of these artifacts needs.")
+    engine_files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Engine configuration for trino/spark compute (the Trino catalog file, "
+        "spark-defaults.conf), by path under the compile output folder; secrets as references.",
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What compile says about this environment: how to install the engine "
+        "files, which variables the engine needs, what floe does not publish.",
+    )
 
     def public_json(self) -> str:
         """The JSON written to `compiled_artifacts.json`: every credential written inside a

@@ -24,6 +24,7 @@ from floe_runtime.compiler.artifacts import (
     ResolvedStorage,
 )
 from floe_runtime.compiler.catalog import catalog_properties
+from floe_runtime.compiler.engines import engine_config
 from floe_runtime.compiler.profiles import profiles_yml, secret_jinja
 from floe_runtime.config.base import SecretRef
 from floe_runtime.config.platform import SqlCatalog
@@ -130,6 +131,9 @@ def compile_project(
     storage = ResolvedStorage(name=pipeline.storage, profile=platform.storage[pipeline.storage])
     catalog = ResolvedCatalog(name=pipeline.catalog, profile=platform.catalogs[pipeline.catalog])
     compute = ResolvedCompute(name=pipeline.compute, profile=platform.compute[pipeline.compute])
+    engine = engine_config(
+        storage.profile, catalog.name, catalog.profile, compute.profile, project.root
+    )
     pipeline_text = read(project.pipeline_file) or ""
     platform_text = read(environment.platform_file) or ""
     return CompiledArtifacts(
@@ -156,6 +160,8 @@ def compile_project(
             _iceberg_source_catalog(targets, storage, catalog, project.root),
         ),
         secret_refs=collect_secret_refs([storage, catalog, compute, platform.observability]),
+        engine_files=engine.files,
+        notes=engine.notes,
     )
 
 
@@ -250,10 +256,20 @@ def default_output_dir(project: Project) -> Path:
 
 
 def write_artifacts(artifacts: CompiledArtifacts, out_dir: Path) -> tuple[Path, Path]:
-    """Write compiled_artifacts.json and profiles.yml into `out_dir`; return both paths."""
+    """Write compiled_artifacts.json, profiles.yml and the engine files (trino/spark compute)
+    into `out_dir`; return the first two paths (the engine files are `engine_paths`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts_path = out_dir / ARTIFACTS_FILE
     profiles_path = out_dir / "profiles.yml"
     artifacts_path.write_text(artifacts.public_json() + "\n", encoding="utf-8")
     profiles_path.write_text(artifacts.profiles_yml, encoding="utf-8")
+    for relative, text in artifacts.engine_files.items():
+        path = out_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return artifacts_path, profiles_path
+
+
+def engine_paths(artifacts: CompiledArtifacts, out_dir: Path) -> list[Path]:
+    """Where `write_artifacts` puts the engine files of `artifacts` under `out_dir`."""
+    return [out_dir / relative for relative in artifacts.engine_files]
