@@ -77,6 +77,10 @@ class _ConsoleObserver:
             )
             for change in node.published.schema_changes:
                 self.console.print(f"        schema    {change}", markup=False)
+            if node.published.partition_change:
+                self.console.print(
+                    f"        layout    {node.published.partition_change}", markup=False
+                )
         elif node.withheld:
             self.console.print(
                 f"  [yellow]HOLD [/yellow] iceberg   {node.name:<40} not published: a test failed"

@@ -35,12 +35,14 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile
+    from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
     from pyiceberg.table import Table, Transaction
     from pyiceberg.table.metadata import TableMetadata
     from pyiceberg.table.update.schema import UpdateSchema
+    from pyiceberg.transforms import Transform
     from pyiceberg.typedef import TableVersion
-    from pyiceberg.types import IcebergType
+    from pyiceberg.types import IcebergType, NestedField
 
 
 def storage_location(artifacts: CompiledArtifacts) -> str | None:
@@ -224,6 +226,90 @@ class PublishResult:
     location: str | None = None
     mode: str = "full"
     added_rows: int = 0
+    #: How the partition spec changed (``partitioning: day(d) → month(d)``); "" if it did not.
+    partition_change: str = ""
+
+
+@dataclass(frozen=True)
+class PartitionColumn:
+    """One field of a table's partitioning: a column and an Iceberg transform.
+
+    `transform` is Iceberg's own name (spec "Partition Transforms"): ``identity``,
+    ``year``, ``month``, ``day``, ``hour``, ``bucket[N]`` or ``truncate[W]``.
+    """
+
+    column: str
+    transform: str = "identity"
+
+    def __str__(self) -> str:
+        return self.column if self.transform == "identity" else f"{self.transform}({self.column})"
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """How a model's Iceberg table is partitioned, as its configuration says.
+
+    No fields: unpartitioned. `origin` names the configuration it came from
+    (``partition_by``, ``meta.floe.partition``) and `model` the dbt model, for messages.
+    """
+
+    fields: tuple[PartitionColumn, ...] = ()
+    origin: str = "partition_by"
+    model: str = ""
+
+    def __str__(self) -> str:
+        return ", ".join(str(f) for f in self.fields) or "unpartitioned"
+
+
+class PartitionError(ValueError):
+    """A model's partitioning cannot be applied (unknown column or transform, wrong type)."""
+
+
+#: Transform spellings floe accepts → Iceberg's name: Iceberg's own, Spark's plurals
+#: (`days(ts)`), dbt-athena's and BigQuery's granularities.
+TRANSFORM_NAMES = {
+    "identity": "identity",
+    "year": "year",
+    "years": "year",
+    "month": "month",
+    "months": "month",
+    "day": "day",
+    "days": "day",
+    "date": "day",
+    "hour": "hour",
+    "hours": "hour",
+    "date_hour": "hour",
+    "bucket": "bucket",
+    "truncate": "truncate",
+}
+#: The transforms as floe's messages list them.
+PARTITION_TRANSFORMS = "identity, year, month, day, hour, bucket[N], truncate[W]"
+
+
+def partition_transform(text: str, argument: int | None = None) -> str:
+    """Iceberg's name of a transform written `day`, `days`, `bucket[16]`, `bucket(16)` or
+    (`bucket`, 16); PartitionError for anything else."""
+    import re
+
+    spelled = text.strip().lower()
+    match = re.fullmatch(r"(\w+)\s*(?:\[\s*(\d+)\s*\]|\(\s*(\d+)\s*\))?", spelled)
+    name = TRANSFORM_NAMES.get(match.group(1)) if match else None
+    if match is None or name is None:
+        raise PartitionError(
+            f"unknown partition transform {text!r} (known: {PARTITION_TRANSFORMS})"
+        )
+    number = match.group(2) or match.group(3)
+    if number is not None and argument is not None:
+        raise PartitionError(f"partition transform {text!r} is given two numbers")
+    width = int(number) if number is not None else argument
+    if name in ("bucket", "truncate"):
+        if width is None or width < 1:
+            what = "a number of buckets" if name == "bucket" else "a width"
+            raise PartitionError(f"partition transform {name} needs {what} ≥ 1: {name}[N]")
+        return f"{name}[{width}]"
+    if width is not None:
+        raise PartitionError(f"partition transform {name} takes no number (got {text!r})")
+    return name
 
 
 #: Threads encoding Parquet when rows come as Arrow batches (object storage, PostgreSQL):
@@ -243,6 +329,7 @@ def publish_table(
     properties: Mapping[str, str],
     ensure_namespace: bool = True,
     increment: Increment | None = None,
+    partition: Partitioning | None = None,
 ) -> PublishResult:
     """Publish `data` as the table's content in one commit and one snapshot.
 
@@ -265,7 +352,15 @@ def publish_table(
     rows of their keys (an `overwrite` snapshot rewriting only the data files holding those
     keys). Otherwise, and on a full refresh, the content is replaced as above.
 
-    A new table is created together with its first snapshot in one commit.
+    `partition` is the partitioning the model's configuration asks for (None: leave the
+    table's spec as it is). A new table is created with it; when it differs from the
+    table's spec, the spec evolves (old data files keep the spec they were written with, so
+    old snapshots stay readable) in the same commit as the data. A column or transform that
+    does not fit raises PartitionError before anything is written.
+
+    A new table is created together with its first snapshot in one commit: until that
+    commit the catalog has no such table, so a publish that fails or is killed half way
+    leaves no table at all, never an empty one.
     """
     import pyarrow as pa
     from pyiceberg.exceptions import NoSuchTableError
@@ -281,24 +376,29 @@ def publish_table(
         catalog.create_namespace_if_not_exists(tuple(namespace.split(".")))
     changes: list[str] = []
     mode = "full"
+    layout = _Layout(partition)
     try:
         table = catalog.load_table(ident)
     except NoSuchTableError:
+        schema, spec = _new_table_layout(arrow_schema, properties, partition)
+        if partition is not None and partition.fields:
+            layout.change = f"partitioning: {partition}"
         fingerprint = _fingerprint(source, None, increment)
+        # One commit creates the table and its first snapshot (a staged create).
         tx = catalog.create_table_transaction(
-            ident, schema=arrow_schema, properties=dict(properties)
+            ident, schema=schema, partition_spec=spec, properties=dict(properties)
         )
         table, added = _commit_files(
             tx, tx._table.io, "append", [], _all_rows(source), arrow_schema, fingerprint
         )
     else:
-        outcome = _publish_increment(table, source, arrow_schema, properties, increment)
+        outcome = _publish_increment(table, source, arrow_schema, properties, increment, layout)
         if isinstance(outcome, tuple):
             table, added, mode = outcome
         else:
             fingerprint = outcome or _fingerprint(source, None, increment)
             table, changes, added = _replace(
-                table, ".".join(ident), source, arrow_schema, properties, fingerprint
+                table, ".".join(ident), source, arrow_schema, properties, fingerprint, layout
             )
     snapshot = table.current_snapshot()
     total = snapshot.summary.get("total-records") if snapshot and snapshot.summary else None
@@ -312,7 +412,156 @@ def publish_table(
         table.location(),
         mode,
         added,
+        layout.change,
     )
+
+
+@dataclass
+class _Layout:
+    """The partitioning a publish applies, and (once staged) how the spec changed."""
+
+    partition: Partitioning | None
+    change: str = ""
+
+    def stage(self, tx: Transaction) -> None:
+        """Evolve the spec in `tx` to the wanted partitioning (after any schema change)."""
+        if self.partition is not None:
+            self.change = _stage_partitioning(tx, self.partition)
+
+
+def _new_table_layout(
+    arrow_schema: pa.Schema, properties: Mapping[str, str], partition: Partitioning | None
+) -> tuple[Schema, PartitionSpec]:
+    """The schema (with ids) and partition spec of a new table, checked before anything
+    is written."""
+    from pyiceberg.partitioning import (
+        PARTITION_FIELD_ID_START,
+        UNPARTITIONED_PARTITION_SPEC,
+        PartitionField,
+        PartitionSpec,
+    )
+    from pyiceberg.schema import assign_fresh_schema_ids
+    from pyiceberg.table import TableProperties
+    from pyiceberg.utils.properties import property_as_int
+
+    version = property_as_int(
+        dict(properties), TableProperties.FORMAT_VERSION, TableProperties.DEFAULT_FORMAT_VERSION
+    )
+    schema = assign_fresh_schema_ids(_iceberg_schema(arrow_schema, version or 2))  # type: ignore[arg-type]
+    if partition is None or not partition.fields:
+        return schema, UNPARTITIONED_PARTITION_SPEC
+    fields = [
+        PartitionField(
+            source_id, PARTITION_FIELD_ID_START + n, transform, _field_name(name, transform)
+        )
+        for n, (source_id, name, transform) in enumerate(_partition_fields(partition, schema))
+    ]
+    return schema, PartitionSpec(*fields)
+
+
+def _field_name(column: str, transform: Transform[Any, Any]) -> str:
+    """The partition field's name as pyiceberg's `update_spec` names it (`ts_day`)."""
+    from pyiceberg.transforms import BucketTransform, IdentityTransform, TruncateTransform
+
+    if isinstance(transform, IdentityTransform):
+        return column
+    if isinstance(transform, BucketTransform):
+        return f"{column}_bucket_{transform.num_buckets}"
+    if isinstance(transform, TruncateTransform):
+        return f"{column}_trunc_{transform.width}"
+    return f"{column}_{transform}"
+
+
+def _partition_fields(
+    partition: Partitioning, schema: Schema
+) -> list[tuple[int, str, Transform[Any, Any]]]:
+    """(source column id, column name, transform) of each wanted field, checked against the
+    schema: the column exists, the transform applies to its type, no field twice."""
+    from pyiceberg.transforms import TimeTransform, parse_transform
+
+    where = partition.origin + (f" of model {partition.model}" if partition.model else "")
+    fields: list[tuple[int, str, Transform[Any, Any]]] = []
+    times: dict[int, str] = {}
+    for wanted in partition.fields:
+        field = _find_column(schema, wanted.column)
+        if field is None:
+            columns = ", ".join(f.name for f in schema.fields)
+            raise PartitionError(
+                f"{where}: {wanted.column!r} is not a column of the model (columns: {columns})"
+            )
+        try:
+            transform = parse_transform(partition_transform(wanted.transform))
+        except PartitionError as exc:
+            raise PartitionError(f"{where}: {exc}") from None
+        if not transform.can_transform(field.field_type):
+            raise PartitionError(
+                f"{where}: transform {transform} cannot partition column {field.name!r} "
+                f"({_type_text(field.field_type)})"
+            )
+        if any(source == field.field_id and str(t) == str(transform) for source, _, t in fields):
+            raise PartitionError(f"{where}: {wanted} is listed twice")
+        if isinstance(transform, TimeTransform):
+            if (other := times.get(field.field_id)) is not None:
+                raise PartitionError(
+                    f"{where}: column {field.name!r} is partitioned by both {other} and "
+                    f"{transform}: keep one"
+                )
+            times[field.field_id] = str(transform)
+        fields.append((field.field_id, field.name, transform))
+    return fields
+
+
+def _find_column(schema: Schema, name: str) -> NestedField | None:
+    """A column by its exact name, else by its only case-insensitive match."""
+    try:
+        return schema.find_field(name)
+    except ValueError:
+        pass
+    try:
+        return schema.find_field(name, case_sensitive=False)
+    except ValueError:
+        return None
+
+
+def _spec_text(spec: PartitionSpec, schema: Schema) -> str:
+    """A partition spec as floe writes partitionings: `day(order_date), customer_id`."""
+    from pyiceberg.transforms import IdentityTransform, VoidTransform
+
+    parts = []
+    for field in spec.fields:
+        if isinstance(field.transform, VoidTransform):
+            continue
+        column = schema.find_column_name(field.source_id) or str(field.source_id)
+        transform = field.transform
+        parts.append(
+            column if isinstance(transform, IdentityTransform) else f"{transform}({column})"
+        )
+    return ", ".join(parts) or "unpartitioned"
+
+
+def _stage_partitioning(tx: Transaction, partition: Partitioning) -> str:
+    """Evolve the spec staged in `tx` to `partition`: fields no longer wanted removed, new
+    ones added (kept fields keep their ids). "" when the spec already is that, else the
+    change as a line (`partitioning: day(d) → month(d)`)."""
+    from pyiceberg.transforms import VoidTransform
+
+    metadata = tx.table_metadata
+    schema, current = metadata.schema(), metadata.spec()
+    wanted = _partition_fields(partition, schema)
+    wanted_keys = [(source, str(t)) for source, _, t in wanted]
+    live = [f for f in current.fields if not isinstance(f.transform, VoidTransform)]
+    current_keys = [(f.source_id, str(f.transform)) for f in live]
+    if sorted(current_keys) == sorted(wanted_keys):
+        return ""
+    before = _spec_text(current, schema)
+    with tx.update_spec() as update:
+        for field in live:
+            if (field.source_id, str(field.transform)) not in wanted_keys:
+                update.remove_field(field.name)
+        for (_, name, transform), key in zip(wanted, wanted_keys, strict=True):
+            if key not in current_keys:
+                update.add_field(name, transform)
+    return f"partitioning: {before} → {_spec_text(tx.table_metadata.spec(), schema)}"
 
 
 def _fingerprint(
@@ -332,6 +581,7 @@ def _replace(
     arrow_schema: pa.Schema,
     properties: Mapping[str, str],
     fingerprint: Fingerprint | None,
+    layout: _Layout,
 ) -> tuple[Table, list[str], int]:
     """Evolve the schema, set the properties and swap all data files in one transaction.
 
@@ -353,6 +603,7 @@ def _replace(
     tx._stage((), (AssertCurrentSchemaId(current_schema_id=current.schema_id),))
     tx.set_properties(dict(properties))
     _evolve(tx, plan)
+    layout.stage(tx)  # on the evolved schema: a new column can be partitioned at once
     _check_pyarrow_schema_compatible(
         tx.table_metadata.schema(), arrow_schema, format_version=tx.table_metadata.format_version
     )
@@ -713,6 +964,7 @@ def _publish_increment(
     arrow_schema: pa.Schema,
     properties: Mapping[str, str],
     increment: Increment | None,
+    layout: _Layout,
 ) -> tuple[Table, int, str] | Fingerprint | None:
     """Publish only what an incremental model's run changed, if that can be known.
 
@@ -739,6 +991,8 @@ def _publish_increment(
         return now  # another writer's row-level deletes: not ours to reason about
     tx = table.transaction()
     tx.set_properties(dict(properties))
+    # New files get the new spec; those already published keep theirs.
+    layout.stage(tx)
     if candidates.unchanged:
         # Everything published is still there, unchanged: the increment is what came after.
         new_rows = now.rows - previous.rows

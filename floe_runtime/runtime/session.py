@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from floe_runtime.compiler.artifacts import CompiledArtifacts
+from floe_runtime.compiler.engines import iceberg_warning, writes_iceberg
 from floe_runtime.runtime.compute import Relation, UnsupportedCompute, open_reader
 from floe_runtime.runtime.iceberg import PublishResult, load_catalog, publish_table
 from floe_runtime.runtime.lineage import Dataset, LineageEmitter, RunState
@@ -30,6 +31,7 @@ from floe_runtime.runtime.secrets import Secrets
 from floe_runtime.runtime.telemetry import Telemetry, create_telemetry
 from floe_runtime.runtime.translator import ASSET_TYPES, FloeDbtTranslator
 from floe_runtime.runtime.translator import node_props as _props
+from floe_runtime.runtime.verify import record_engine_tables, withhold_engine_table
 
 _RESULT_EVENTS = {"LogModelResult", "LogSeedResult", "LogSnapshotResult", "LogTestResult"}
 
@@ -570,12 +572,18 @@ class RunSession:
         self._settled |= {r.unique_id for r in mine}
         todo: list[NodeResult] = []
         withheld: list[NodeResult] = []
+        # Trino and Spark write Iceberg themselves: floe verifies and records (verify.py).
+        engine_writes = writes_iceberg(self.artifacts.compute.profile)
         for result in mine:
             props = _props(manifest, result.unique_id)
             if result.status != "success" or not translator.is_published(props):
                 continue
             failing = self._failing_tests(result.unique_id, manifest, translator)
-            if failing:
+            if failing and engine_writes:  # trino/spark committed it already: roll back
+                held = withhold_engine_table(self, result, props, translator)
+                result.withheld = f"not published: {', '.join(failing)} failed; {held}"
+                withheld.append(result)
+            elif failing:
                 result.withheld = (
                     f"not published: {', '.join(failing)} failed; readers stay on the previous "
                     f"snapshot of {'.'.join(translator.iceberg_identifier(props))}; the unpublished "
@@ -584,7 +592,7 @@ class RunSession:
                 withheld.append(result)
             else:
                 todo.append(result)
-        with self._compute_reader(warn=bool(todo)) as reader:
+        with self._compute_reader(warn=bool(todo) and not engine_writes) as reader:
             columns = self._columns(reader, mine, manifest)
             for uid in [u for u in self._pending_complete if u in translator.own]:
                 self._pending_complete.remove(uid)
@@ -594,9 +602,11 @@ class RunSession:
                     result.unique_id, RunState.FAIL, manifest, translator, columns, result.withheld
                 )
                 self.observer.node_published(result)
-            if todo and reader is not None:
+            if todo and engine_writes:
+                record_engine_tables(self, todo, manifest, translator, columns)
+            elif todo and reader is not None:
                 self._publish_all(todo, reader, manifest, translator, columns)
-            for result in todo if reader is None else []:
+            for result in todo if reader is None and not engine_writes else []:
                 self._end_with_columns(
                     result.unique_id, RunState.COMPLETE, manifest, translator, columns
                 )
@@ -610,7 +620,9 @@ class RunSession:
             reader = cm.__enter__()
         except UnsupportedCompute as exc:
             if warn:
-                self.warn(f"publish skipped: {exc}")
+                self.warn(
+                    iceberg_warning(self.artifacts.compute.profile) or f"publish skipped: {exc}"
+                )
             yield None
             return
         try:
@@ -792,6 +804,7 @@ class RunSession:
                     },
                     ensure_namespace=False,
                     increment=translator.increment(props, self.full_refresh),
+                    partition=translator.partition(props, self.warn),
                 )
                 result.rows = result.published.rows
                 span.set_attribute("floe.rows", result.published.rows)

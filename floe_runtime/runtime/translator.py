@@ -4,7 +4,7 @@ and OpenLineage datasets (like dagster-dbt's own DagsterDbtTranslator)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from floe_runtime.compiler.artifacts import CompiledArtifacts, DbtTarget
 from floe_runtime.compiler.catalog import sqlite_uri
+from floe_runtime.compiler.engines import writes_iceberg
 from floe_runtime.config.platform import (
     BigQueryCompute,
     DuckDBCompute,
@@ -25,7 +26,16 @@ from floe_runtime.config.platform import (
     SqlCatalog,
     TrinoCompute,
 )
-from floe_runtime.runtime.iceberg import Increment, catalog_namespace_uri, storage_location
+from floe_runtime.runtime.iceberg import (
+    TRANSFORM_NAMES,
+    Increment,
+    PartitionColumn,
+    PartitionError,
+    Partitioning,
+    catalog_namespace_uri,
+    partition_transform,
+    storage_location,
+)
 from floe_runtime.runtime.lineage import (
     JOB_TYPES,
     Assertion,
@@ -138,9 +148,59 @@ class FloeDbtTranslator(DagsterDbtTranslator):
         rebuild = bool(configured) if configured is not None else full_refresh
         return Increment(strategy, keys, rebuild)
 
+    def partition(
+        self, props: Mapping[str, Any], warn: Callable[[str], None] | None = None
+    ) -> Partitioning | None:
+        """How a model's Iceberg table is partitioned, from its configuration.
+
+        `meta.floe.partition` (floe's own form) wins over dbt's `partitioned_by`
+        (dbt-duckdb, dbt-athena) and `partition_by` (dbt-spark, BigQuery). Each takes one
+        item or a list: a column name (identity), an Iceberg/Spark/DuckLake transform call
+        (`day(order_date)`, `bucket(16, customer_id)`) or a mapping `{column: order_date,
+        transform: day}`; dbt's keys also take BigQuery's `{field, data_type,
+        granularity}`. Without any: unpartitioned. Two time transforms of one column
+        (DuckLake's `year(ts), month(ts)`) become the finer one, which implies the other.
+
+        An unknown transform raises PartitionError (the publish fails, the table stays as
+        it was). A `partition_by` that is valid for another adapter but has no Iceberg
+        form (BigQuery's integer ranges, SQL expressions) is reported through `warn` and
+        gives None: the table's partitioning is left as it is.
+        """
+        config = props.get("config") or {}
+        name = str(props.get("name") or "")
+        for meta in (config.get("meta"), props.get("meta")):
+            floe = meta.get("floe") if isinstance(meta, Mapping) else None
+            if isinstance(floe, Mapping) and "partition" in floe:
+                origin = "meta.floe.partition"
+                try:
+                    fields = _partition_fields(floe["partition"])
+                except (_NoIcebergForm, PartitionError) as exc:
+                    raise PartitionError(f"{origin} of model {name}: {exc}") from None
+                return Partitioning(fields, origin, name)
+        # dbt-duckdb's order: `partitioned_by`, then `partition_by`.
+        origin = "partitioned_by" if config.get("partitioned_by") else "partition_by"
+        try:
+            fields = _partition_fields(config.get(origin))
+        except _NoIcebergForm as exc:
+            if warn is not None:
+                warn(
+                    f"model {name}: {origin} has no Iceberg form ({exc}); its Iceberg "
+                    "table's partitioning is left as it is (meta.floe.partition sets one)"
+                )
+            return None
+        except PartitionError as exc:
+            raise PartitionError(f"{origin} of model {name}: {exc}") from None
+        return Partitioning(fields, origin, name)
+
     def iceberg_identifier(self, props: Mapping[str, Any]) -> tuple[str, str]:
-        """(namespace, table) of the Iceberg table a model is published as."""
-        return self.namespace, str(props.get("alias") or props["name"])
+        """(namespace, table) of the Iceberg table a model is published as.
+
+        Trino and Spark write the table themselves where dbt builds it: namespace = schema.
+        """
+        name = str(props.get("alias") or props["name"])
+        if writes_iceberg(self.artifacts.compute.profile):
+            return str(props.get("schema") or self.namespace), name
+        return self.namespace, name
 
     # -- OpenLineage
     def lineage_job_name(self, props: Mapping[str, Any]) -> str:
@@ -394,6 +454,86 @@ class FloeDbtTranslator(DagsterDbtTranslator):
             severity=str(severity).lower() if severity else None,
             actual=str(failures) if failures is not None else None,
         )
+
+
+class _NoIcebergForm(Exception):
+    """A partitioning another adapter understands that has no Iceberg partition spec."""
+
+
+#: A plain column name, and a transform call: `day(ts)`, `bucket(16, id)`, `bucket(id, 16)`.
+_COLUMN = re.compile(r"[A-Za-z_][\w$]*")
+_CALL = re.compile(r"(\w+)\s*\((.*)\)", re.DOTALL)
+
+
+def _partition_fields(value: Any) -> tuple[PartitionColumn, ...]:
+    """The partition fields a `partition_by`/`meta.floe.partition` value names."""
+    if value is None or value == "":
+        return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    fields: list[PartitionColumn] = []
+    for item in items:
+        field = _partition_field(item)
+        coarser = next(
+            (
+                i
+                for i, f in enumerate(fields)
+                if f.column == field.column and _time(f) and _time(field)
+            ),
+            None,
+        )
+        if coarser is None:
+            fields.append(field)
+        elif _TIME_ORDER.index(field.transform) < _TIME_ORDER.index(fields[coarser].transform):
+            fields[coarser] = field
+    return tuple(fields)
+
+
+#: Iceberg's time transforms, finest first: each implies those after it.
+_TIME_ORDER = ("hour", "day", "month", "year")
+
+
+def _time(field: PartitionColumn) -> bool:
+    return field.transform in _TIME_ORDER
+
+
+def _partition_field(item: Any) -> PartitionColumn:
+    if isinstance(item, str):
+        text = item.strip().strip('"`')
+        if _COLUMN.fullmatch(text):
+            return PartitionColumn(text)
+        call = _CALL.fullmatch(text)
+        if call is None or call.group(1).lower() not in TRANSFORM_NAMES:
+            raise _NoIcebergForm(f"{item!r} is neither a column nor an Iceberg transform")
+        args = [a.strip().strip('"`') for a in call.group(2).split(",")]
+        numbers = [a for a in args if a.isdigit()]
+        columns = [a for a in args if _COLUMN.fullmatch(a)]
+        if len(columns) != 1 or len(numbers) + len(columns) != len(args) or len(numbers) > 1:
+            raise PartitionError(
+                f"{item!r}: a transform takes one column (and bucket/truncate a number)"
+            )
+        number = int(numbers[0]) if numbers else None
+        return PartitionColumn(columns[0], partition_transform(call.group(1), number))
+    if isinstance(item, Mapping) and "column" in item:
+        unknown = sorted(set(item) - {"column", "transform"})
+        if unknown:
+            raise PartitionError(f"unknown key {unknown[0]!r} (a field is {{column, transform}})")
+        return PartitionColumn(
+            str(item["column"]), partition_transform(str(item.get("transform") or "identity"))
+        )
+    if isinstance(item, Mapping) and "field" in item:  # BigQuery's partition_by
+        data_type = str(item.get("data_type") or "date").lower()
+        if "range" in item or data_type in ("int64", "integer", "int"):
+            raise _NoIcebergForm("integer range partitioning")
+        if item.get("time_ingestion_partitioning"):
+            raise _NoIcebergForm("ingestion-time partitioning")
+        granularity = str(item.get("granularity") or "day").lower()
+        if granularity not in ("hour", "day", "month", "year"):
+            raise PartitionError(f"unknown granularity {granularity!r} (hour, day, month, year)")
+        return PartitionColumn(str(item["field"]), granularity)
+    raise PartitionError(
+        f"{item!r} is not a partition field: a column name, `transform(column)` or "
+        "{column, transform}"
+    )
 
 
 def _source_config(props: Mapping[str, Any]) -> dict[str, Any]:
