@@ -108,21 +108,22 @@ def verify_table(
     )
 
 
-def roll_back(catalog: Catalog, namespace: str, name: str, since_ms: int) -> int | None:
+def roll_back(catalog: Catalog, namespace: str, name: str, since_ms: int) -> tuple[str, int | None]:
     """Make the table's current snapshot the last one committed before `since_ms` again.
 
-    Returns that snapshot's id; None when there is none (the table is new, or it was
-    replaced by a new table) or the table is missing: then nothing changed.
+    Returns ("rolled back", that snapshot's id); ("unchanged", None) when this run committed
+    nothing to the table (or it is missing); ("no earlier snapshot", None) when the run's
+    commit has no ancestor from before the run (a new table, or one replaced by a new table).
     """
     from pyiceberg.exceptions import NoSuchTableError
 
     try:
         table: Table = catalog.load_table((*namespace.split("."), name))
     except NoSuchTableError:
-        return None
+        return "unchanged", None
     current = table.current_snapshot()
     if current is None or current.timestamp_ms < since_ms - CLOCK_SKEW_MS:
-        return None  # this run did not commit to it: nothing to undo
+        return "unchanged", None
     # Walk the current snapshot's ancestry back to the first one older than the run.
     by_id = {s.snapshot_id: s for s in table.snapshots()}
     parent = current.parent_snapshot_id
@@ -130,9 +131,9 @@ def roll_back(catalog: Catalog, namespace: str, name: str, since_ms: int) -> int
         snapshot = by_id[parent]
         if snapshot.timestamp_ms < since_ms - CLOCK_SKEW_MS:
             table.manage_snapshots().rollback_to_snapshot(snapshot.snapshot_id).commit()
-            return snapshot.snapshot_id
+            return "rolled back", snapshot.snapshot_id
         parent = snapshot.parent_snapshot_id
-    return None
+    return "no earlier snapshot", None
 
 
 def run_start_ms(session: RunSession) -> int:
@@ -236,10 +237,12 @@ def withhold_engine_table(
     namespace, table = translator.iceberg_identifier(props)
     engine = session.artifacts.compute.profile.type
     try:
-        previous = roll_back(session.catalog(), namespace, table, run_start_ms(session))
+        outcome, previous = roll_back(session.catalog(), namespace, table, run_start_ms(session))
     except Exception as exc:
         text = session.secrets.redact(f"{type(exc).__name__}: {exc}")
         return f"{engine} committed {namespace}.{table} and rolling it back failed: {text}"
+    if outcome == "unchanged":
+        return f"this run committed nothing to {namespace}.{table}: readers see what they saw"
     if previous is None:
         return (
             f"{engine} already committed {namespace}.{table} and it has no snapshot from "

@@ -363,6 +363,22 @@ def test_failed_test_rolls_the_engines_commit_back(
     session.publish(run.manifest, run.translator)
     session.finish()
     assert "no snapshot from before this run" in (session.results[first].withheld or "")
+
+    # A table this run did not write is left alone (nothing to roll back).
+    again = run.model("untouched")
+    run.test_on(again, "unique_untouched_order_id")
+    untouched = engine_writes(engine_catalog, run.schema, "untouched", 4).current_snapshot()
+    time.sleep(0.05)
+    session = run.session()
+    session.start()
+    run.dbt_event(session, "LogStartLine", again)
+    run.dbt_event(session, "LogModelResult", again, "success")
+    run.dbt_event(session, "LogTestResult", f"test.{PROJECT}.unique_untouched_order_id", "fail")
+    session.publish(run.manifest, run.translator)
+    session.finish()
+    assert "this run committed nothing to" in (session.results[again].withheld or "")
+    current = engine_catalog.load_table((run.schema, "untouched")).current_snapshot()
+    assert current.snapshot_id == untouched.snapshot_id
     assert json.dumps(run.warnings) == "[]"
 
 
