@@ -475,8 +475,40 @@ def deploy() -> None:
     show_default=True,
     help="Where the project lives inside the image.",
 )
-def helm_values(path: Path | None, env: str | None, image: str, tag: str, project_dir: str) -> None:
-    """Print values for Dagster's Helm chart (dagster/dagster) user-code deployment."""
+@click.option(
+    "--max-concurrent-runs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs the daemon's queued run coordinator lets run at once.",
+)
+@click.option(
+    "--postgres-host",
+    default=None,
+    help="An external PostgreSQL for Dagster's instance (default: the chart's own PostgreSQL).",
+)
+@click.option("--postgres-port", type=click.IntRange(1, 65535), default=5432, show_default=True)
+@click.option("--postgres-user", default="dagster", show_default=True)
+@click.option("--postgres-db", "postgres_db", default="dagster", show_default=True)
+def helm_values(
+    path: Path | None,
+    env: str | None,
+    image: str,
+    tag: str,
+    project_dir: str,
+    max_concurrent_runs: int,
+    postgres_host: str | None,
+    postgres_port: int,
+    postgres_user: str,
+    postgres_db: str,
+) -> None:
+    """Print values for Dagster's Helm chart (dagster/dagster): the production topology.
+
+    The code location as a user-code deployment (a gRPC server), runs queued by the daemon
+    (QueuedRunCoordinator, at most --max-concurrent-runs at once), each launched in its own
+    Kubernetes Job (K8sRunLauncher), and the instance on PostgreSQL. Passwords are never
+    printed: they go into Kubernetes secrets, as the header says.
+    """
     import yaml
 
     from floe_runtime.config.base import secret_env_var
@@ -484,9 +516,21 @@ def helm_values(path: Path | None, env: str | None, image: str, tag: str, projec
     _, artifacts = _compile(path, env, refused="No values printed.")
     name = artifacts.pipeline.name
     secret_name = f"{name}-secrets"
-    values = {
+    postgresql: dict[str, Any] = {
+        "enabled": postgres_host is None,
+        # floe installs psycopg 3, which SQLAlchemy 2.1 picks for postgresql://; dagster-postgres
+        # needs psycopg2 (its NOTIFY takes a client-side parameter): tests/runtime/test_topology.py
+        "postgresqlScheme": "postgresql+psycopg2",
+        "postgresqlUsername": postgres_user,
+        "postgresqlDatabase": postgres_db,
+        "service": {"port": postgres_port},
+    }
+    if postgres_host is not None:
+        postgresql["postgresqlHost"] = postgres_host
+    values: dict[str, Any] = {
         "dagster-user-deployments": {
             "enabled": True,
+            "enableSubchart": True,
             "deployments": [
                 {
                     "name": name,
@@ -511,16 +555,43 @@ def helm_values(path: Path | None, env: str | None, image: str, tag: str, projec
                     ]
                     if artifacts.secret_refs
                     else [],
+                    # The run's Job gets this deployment's image, env and secret volume too.
                     "includeConfigInLaunchedRuns": {"enabled": True},
                 }
             ],
-        }
+        },
+        # One Kubernetes Job per run (the run worker), in the release's namespace.
+        "runLauncher": {
+            "type": "K8sRunLauncher",
+            "config": {"k8sRunLauncher": {"loadInclusterConfig": True}},
+        },
+        "dagsterDaemon": {
+            "enabled": True,
+            "runCoordinator": {
+                "enabled": True,
+                "type": "QueuedRunCoordinator",
+                "config": {"queuedRunCoordinator": {"maxConcurrentRuns": max_concurrent_runs}},
+            },
+        },
+        "postgresql": postgresql,
+        # An external server's password comes from a secret made beforehand (header).
+        "generatePostgresqlPasswordSecret": postgres_host is None,
     }
     header = [
         f"# Dagster Helm chart values for '{name}' ({artifacts.environment}).",
         "# helm repo add dagster https://dagster-io.github.io/helm",
-        "# helm upgrade --install dagster dagster/dagster -f values.yaml",
     ]
+    if postgres_host is None:
+        header.append(
+            "# helm upgrade --install dagster dagster/dagster -f values.yaml"
+            " --set postgresql.postgresqlPassword=...  (the chart's own PostgreSQL)"
+        )
+    else:
+        header += [
+            "# kubectl create secret generic dagster-postgresql-secret"
+            " --from-literal=postgresql-password=...",
+            "# helm upgrade --install dagster dagster/dagster -f values.yaml",
+        ]
     if artifacts.secret_refs:
         keys = " ".join(f"--from-literal={ref}=..." for ref in artifacts.secret_refs)
         header.append(
