@@ -769,20 +769,8 @@ class RunSession:
             return
         props = _props(manifest, result.unique_id)
         namespace, table = translator.iceberg_identifier(props)
-        parent = self._spans.get(result.unique_id) or self._root
-        ctx = trace.set_span_in_context(parent) if parent is not None else None
         started = time.monotonic()
-        with self.telemetry.tracer.start_as_current_span(
-            f"floe.publish {namespace}.{table}",
-            context=ctx,
-            attributes={
-                **self.base_attributes(),
-                "dbt.unique_id": result.unique_id,
-                "iceberg.table": f"{namespace}.{table}",
-            },
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with self.table_span("publish", result, namespace, table) as span:
             try:
                 relation = Relation(
                     props.get("database"), props["schema"], props.get("alias") or props["name"]
@@ -817,6 +805,46 @@ class RunSession:
                 span.set_attribute("floe.status", "failed")
                 span.set_status(Status(StatusCode.ERROR, result.publish_error[:500]))
         result.publish_seconds = time.monotonic() - started
+        self.end_published(result, props, manifest, translator, columns)
+
+    @contextlib.contextmanager
+    def table_span(
+        self,
+        verb: str,
+        result: NodeResult,
+        namespace: str,
+        table: str,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Iterator[Span]:
+        """The span `floe.<verb> <namespace>.<table>` of publishing (or verifying) one table:
+        under the node's span while it is open, else the run's. Exceptions are the caller's
+        to record (a table's failure is its status, not a raised error)."""
+        parent = self._spans.get(result.unique_id) or self._root
+        ctx = trace.set_span_in_context(parent) if parent is not None else None
+        with self.telemetry.tracer.start_as_current_span(
+            f"floe.{verb} {namespace}.{table}",
+            context=ctx,
+            attributes={
+                **self.base_attributes(),
+                "dbt.unique_id": result.unique_id,
+                "iceberg.table": f"{namespace}.{table}",
+                **(attributes or {}),
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            yield span
+
+    def end_published(
+        self,
+        result: NodeResult,
+        props: Mapping[str, Any],
+        manifest: Mapping[str, Any],
+        translator: FloeDbtTranslator,
+        columns: Mapping[str, list[tuple[str, str]]],
+    ) -> None:
+        """End a published (or verified) node's lineage run, the Iceberg table among its
+        outputs (FAIL with the error when there is none), and tell the observer."""
         with self._emit_lock:
             iceberg = (
                 [

@@ -22,11 +22,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from floe_runtime.runtime.iceberg import PublishResult
-from floe_runtime.runtime.lineage import RunState
 from floe_runtime.runtime.translator import FloeDbtTranslator
 from floe_runtime.runtime.translator import node_props as _props
 
@@ -166,20 +164,9 @@ def record_engine_tables(
             return
         props = _props(manifest, result.unique_id)
         namespace, table = translator.iceberg_identifier(props)
-        parent = session._spans.get(result.unique_id) or session._root
-        ctx = trace.set_span_in_context(parent) if parent is not None else None
         started = time.monotonic()
-        with session.telemetry.tracer.start_as_current_span(
-            f"floe.verify {namespace}.{table}",
-            context=ctx,
-            attributes={
-                **session.base_attributes(),
-                "dbt.unique_id": result.unique_id,
-                "iceberg.table": f"{namespace}.{table}",
-                "floe.writer": engine,
-            },
-            record_exception=False,
-            set_status_on_exception=False,
+        with session.table_span(
+            "verify", result, namespace, table, {"floe.writer": engine}
         ) as span:
             try:
                 result.published = verify_table(
@@ -203,30 +190,11 @@ def record_engine_tables(
                 span.set_attribute("floe.status", "failed")
                 span.set_status(Status(StatusCode.ERROR, result.publish_error[:500]))
         result.publish_seconds = time.monotonic() - started
-        with session._emit_lock:
-            extra = []
-            seen = dict(columns)
-            if result.published is not None:
-                # The engine's relation is this Iceberg table: the same columns for both.
-                seen[result.unique_id] = result.published.columns
-                extra.append(
-                    translator.iceberg_dataset(
-                        props,
-                        result.published.columns,
-                        location=result.published.location,
-                        rows=result.published.rows,
-                    )
-                )
-            session._end_with_columns(
-                result.unique_id,
-                RunState.FAIL if result.publish_error else RunState.COMPLETE,
-                manifest,
-                translator,
-                seen,
-                result.publish_error,
-                extra,
-            )
-            session.observer.node_published(result)
+        seen = dict(columns)
+        if result.published is not None:
+            # The engine's relation is this Iceberg table: the same columns for both.
+            seen[result.unique_id] = result.published.columns
+        session.end_published(result, props, manifest, translator, seen)
 
 
 def withhold_engine_table(

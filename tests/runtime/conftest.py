@@ -240,6 +240,26 @@ class Seaweed:
     client_id: str
     client_secret: str
 
+    def catalog(self, name: str = "check") -> Any:
+        """A pyiceberg client of the REST catalog and its S3 warehouse (OAuth2, static keys)."""
+        from pyiceberg.catalog import load_catalog
+
+        return load_catalog(
+            name,
+            type="rest",
+            uri=self.catalog_uri,
+            warehouse="s3://warehouse",
+            credential=f"{self.client_id}:{self.client_secret}",
+            **{
+                "oauth2-server-uri": self.catalog_uri + "/v1/oauth/tokens",
+                "s3.endpoint": self.s3_endpoint,
+                "s3.path-style-access": "true",
+                "s3.access-key-id": self.client_id,
+                "s3.secret-access-key": self.client_secret,
+                "s3.region": "us-east-1",
+            },
+        )
+
 
 SEAWEED_PORTS = (8181, 8333, 8888, 9333, 9340, 18888, 19333, 19340, 18333, 23646)
 

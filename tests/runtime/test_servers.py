@@ -122,23 +122,7 @@ compute:
     result = floe("run", str(project), "--env", "lake", env=env)
     assert result.code == 0, result.output
 
-    from pyiceberg.catalog import load_catalog
-
-    catalog = load_catalog(
-        "check",
-        type="rest",
-        uri=seaweedfs.catalog_uri,
-        warehouse="s3://warehouse",
-        credential=f"{seaweedfs.client_id}:{seaweedfs.client_secret}",
-        **{
-            "oauth2-server-uri": seaweedfs.catalog_uri + "/v1/oauth/tokens",
-            "s3.endpoint": seaweedfs.s3_endpoint,
-            "s3.path-style-access": "true",
-            "s3.access-key-id": seaweedfs.client_id,
-            "s3.secret-access-key": seaweedfs.client_secret,
-            "s3.region": "us-east-1",
-        },
-    )
+    catalog = seaweedfs.catalog()
     for name, rows in MARTS.items():
         table = catalog.load_table(("analytics", name))
         assert table.location().startswith("s3://warehouse/")

@@ -63,23 +63,7 @@ compute:
 @pytest.fixture()
 def engine_catalog(seaweedfs: Seaweed) -> Any:
     """The catalog as the engine sees it (pyiceberg plays Trino's Iceberg connector)."""
-    from pyiceberg.catalog import load_catalog
-
-    return load_catalog(
-        "engine",
-        type="rest",
-        uri=seaweedfs.catalog_uri,
-        warehouse="s3://warehouse",
-        credential=f"{seaweedfs.client_id}:{seaweedfs.client_secret}",
-        **{
-            "oauth2-server-uri": seaweedfs.catalog_uri + "/v1/oauth/tokens",
-            "s3.endpoint": seaweedfs.s3_endpoint,
-            "s3.path-style-access": "true",
-            "s3.access-key-id": seaweedfs.client_id,
-            "s3.secret-access-key": seaweedfs.client_secret,
-            "s3.region": "us-east-1",
-        },
-    )
+    return seaweedfs.catalog("engine")
 
 
 class Run:
