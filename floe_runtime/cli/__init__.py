@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "floe_runtime.cli.runtime_commands:lineage",
         "Render a run's lineage as an HTML page.",
     ),
+    "maintain": (
+        "floe_runtime.cli.maintain:maintain",
+        "Expire old Iceberg snapshots and remove unreferenced files.",
+    ),
     "dev": (
         "floe_runtime.cli.runtime_commands:dev",
         "Start the Dagster UI on the pipeline's definitions.",
