@@ -1,11 +1,13 @@
-"""Commands and code lenses: compile, run and open lineage, each in a subprocess.
+"""Commands and code lenses: compile, run and open lineage, each in its own process.
 
 The server process never imports dbt, Dagster or pyiceberg: every command runs
 `python -m floe_runtime <command>` in its own process group with work-done
 progress, can be cancelled from the client (progress cancel or `$/cancelRequest`
 stops the whole group: SIGTERM, so the run ends its lineage with ABORT, then
 SIGKILL after a short grace), and reports its outcome as a message or, for
-lineage, a `window/showDocument`.
+lineage, a `window/showDocument`. A run is forked by the warm runner
+(floe_lsp/warm_runner.py: the same command with those imports already done)
+and is a plain subprocess when that runner is off or cannot answer.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import sys
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lsprotocol import types
 
 from floe_lsp.server import FloeLanguageServer
 
 if TYPE_CHECKING:
+    from floe_lsp.warm_runner import WarmRun
     from floe_runtime.analysis import Project
 
 log = logging.getLogger(__name__)
@@ -41,12 +44,21 @@ READS_CONFIG = ("compile", "run")
 STOP_GRACE_SECONDS = 1.0
 
 
+class GroupProcess(Protocol):
+    """A command's process leading its own process group: a subprocess or a warm-runner fork."""
+
+    @property
+    def pid(self) -> int: ...
+
+    async def wait(self) -> int: ...
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-async def stop_group(proc: asyncio.subprocess.Process, grace: float = STOP_GRACE_SECONDS) -> None:
+async def stop_group(proc: GroupProcess, grace: float = STOP_GRACE_SECONDS) -> None:
     """Stop a command started in its own process group: SIGTERM, `grace` seconds, SIGKILL.
 
     The group holds floe and every dbt process it started; SIGKILL goes to the group
@@ -91,22 +103,26 @@ async def run_command(
     this = asyncio.current_task()
     if this is not None:
         _cancel_with_request(ls, this)
-    target = path_of(str(args[0])) if args else None
+    target = path_of(str(args[0])) if args and isinstance(args[0], str) else None
     env = str(args[1]) if len(args) > 1 and args[1] else None
     if target is None:
         _message(ls, types.MessageType.Error, f"floe {subcommand}: no pipeline given")
         return {"exitCode": 2, "output": "no pipeline given"}
+    if not _exists(target):  # nothing to run in, and no folder to start a process in
+        text = f"no pipeline at {target}: it does not exist"
+        _message(ls, types.MessageType.Error, f"floe {subcommand}: {text}")
+        return {"exitCode": 2, "cancelled": False, "output": text}
     root = target if target.is_dir() else target.parent
     projects = ls.state.ensure(target if target.is_file() else target / PIPELINE_FILE)
     if projects:
         root = projects[0].root
         if env is None:
             env = chosen_environment(ls, [e.name for e in projects[0].environments])
-    cmd = [sys.executable, "-m", "floe_runtime", subcommand, str(root)]
+    argv = [subcommand, str(root)]
     if env:
-        cmd += ["--env", env]
+        argv += ["--env", env]
     if subcommand == "lineage":
-        cmd += ["--no-open"]
+        argv += ["--no-open"]
     title = f"floe {subcommand}" + (f" ({env})" if env else "")
     if (
         projects
@@ -125,16 +141,15 @@ async def run_command(
             )
         except Exception:  # a client that refuses progress still gets the command run
             progress = False
-    proc = await asyncio.create_subprocess_exec(
-        *cmd,
-        cwd=root,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        # The output panel has no width: never wrap or cut the summary table at the
-        # server's inherited COLUMNS (a narrow terminal that launched the editor).
-        env={**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"},
-        start_new_session=True,  # its own process group: cancel stops dbt too
-    )
+    try:
+        proc = await start_process(ls, argv, root)
+    except OSError as exc:  # e.g. the folder went away meanwhile
+        if progress:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="not started"))
+        text = f"not started: {exc.strerror or exc}"
+        _message(ls, types.MessageType.Error, f"{title} {text}")
+        return {"exitCode": 2, "cancelled": False, "output": text}
+    assert proc.stdout is not None
     tail: deque[str] = deque(maxlen=20)
     cancelled = False
 
@@ -197,6 +212,42 @@ async def run_command(
     else:
         _message(ls, types.MessageType.Error, f"{title} failed (exit {code}):\n{output}")
     return {"exitCode": code, "cancelled": False, "output": output}
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name the OS refuses (too long, NUL)
+        return False
+
+
+async def start_process(
+    ls: FloeLanguageServer, argv: list[str], root: Path
+) -> asyncio.subprocess.Process | WarmRun:
+    """`floe-runtime ARGV` in `root`, its own process group, stdout and stderr in one pipe.
+
+    A run is forked by the server's warm runner; anything else, or a run the runner
+    cannot take, is a fresh `python -m floe_runtime` subprocess.
+    """
+    from floe_lsp import warm_runner
+
+    env = warm_runner.run_environment()
+    if argv[0] == "run":
+        warm = await warm_runner.for_server(ls).launch(argv, root, env)
+        if warm is not None:
+            return warm
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "floe_runtime",
+        *argv,
+        cwd=root,
+        stdin=asyncio.subprocess.DEVNULL,  # never the server's own stdin (the LSP stream)
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own process group: cancel stops dbt too
+    )
 
 
 def _disk_text(path: Path) -> str | None:
@@ -354,6 +405,9 @@ def code_lenses(ls: FloeLanguageServer, params: types.CodeLensParams) -> list[ty
     projects = ls.state.ensure(path)
     if not projects:
         return []
+    from floe_lsp import warm_runner
+
+    warm_runner.prestart(ls)  # a pipeline is open: have its runs' imports done by the first run
     text = ls.text(path) or ""
     line = next((i for i, raw in enumerate(text.split("\n")) if raw.startswith("name:")), 0)
     rng = types.Range(

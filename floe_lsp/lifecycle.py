@@ -109,6 +109,9 @@ def register(server: FloeLanguageServer) -> None:
     def shutdown(ls: FloeLanguageServer, params: None) -> None:
         while watchers:
             watchers.pop().stop()
+        from floe_lsp import warm_runner
+
+        warm_runner.shutdown(ls)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def folders_changed(

@@ -90,6 +90,25 @@ async def test_failed_compile_is_reported(client: LanguageClient, project: Path)
     assert "FLOE010" in error.message and "Traceback" not in error.message
 
 
+async def test_a_command_on_a_missing_folder_answers_clearly(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    """A pipeline path that does not exist gets a result naming it, not silence or an error."""
+    for target in (tmp_path / "gone", tmp_path / "gone" / "floe.yaml"):
+        for command in ("floe.run", "floe.compile", "floe.openLineage"):
+            result = await asyncio.wait_for(
+                client.workspace_execute_command_async(
+                    types.ExecuteCommandParams(command=command, arguments=[uri(target), "dev"])
+                ),
+                10,
+            )
+            assert result is not None, command
+            assert result["exitCode"] == 2, (command, result)
+            assert result["output"] == f"no pipeline at {target}: it does not exist"
+    errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
+    assert len(errors) == 6 and all("does not exist" in m for m in errors), errors
+
+
 async def test_run_can_be_cancelled(client: LanguageClient, project: Path) -> None:
     floe = project / "floe.yaml"
     task = asyncio.ensure_future(
