@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from floe_runtime.analysis import Project
     from floe_runtime.compiler.artifacts import CompiledArtifacts
     from floe_runtime.runtime.runner import RunOutcome
+    from floe_runtime.runtime.secrets import Secrets
     from floe_runtime.runtime.session import NodeResult
 
 
@@ -117,9 +118,14 @@ def run(
     failed (dbt's error shown), 2 for usage or configuration errors (nothing runs).
     """
     from floe_runtime.runtime.lock import Holder, RunLocked, run_lock
+    from floe_runtime.runtime.secrets import MissingSecretError, resolve_secrets
 
     _, artifacts = _compile(path, env)
     pipeline, environment = artifacts.pipeline.name, artifacts.environment
+    try:  # before the lock: a missing secret neither waits nor leaves anything behind
+        secrets = resolve_secrets(artifacts.secret_refs)
+    except MissingSecretError as exc:
+        fail(str(exc))
 
     def waiting(holder: Holder) -> None:
         click.echo(
@@ -132,7 +138,7 @@ def run(
         with run_lock(
             artifacts.project_root, pipeline, environment, wait=not no_wait, on_wait=waiting
         ):
-            _run(artifacts, select, full_refresh)
+            _run(artifacts, secrets, select, full_refresh)
     except RunLocked as exc:
         fail(f"{exc}; not started (without --no-wait this run would wait for it)")
     except KeyboardInterrupt:  # Ctrl-C while waiting (the run itself handles its own)
@@ -140,16 +146,12 @@ def run(
         sys.exit(130)
 
 
-def _run(artifacts: CompiledArtifacts, select: str | None, full_refresh: bool) -> NoReturn:
+def _run(
+    artifacts: CompiledArtifacts, secrets: Secrets, select: str | None, full_refresh: bool
+) -> NoReturn:
     """The run itself, under the run lock; exits with the run's code."""
     from rich.console import Console
 
-    from floe_runtime.runtime.secrets import MissingSecretError, resolve_secrets
-
-    try:
-        secrets = resolve_secrets(artifacts.secret_refs)
-    except MissingSecretError as exc:
-        fail(str(exc))
     # Not a terminal (CI, make, pipes): rich would assume 80 columns and cut the table.
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 120)
     console = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
