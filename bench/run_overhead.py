@@ -6,15 +6,18 @@ time of a fresh process (imports included), median of --repeat runs:
   dbt      plain `dbt build` with the generated profiles.yml
   dagster  a minimal hand-written dagster-dbt `materialize` of the same manifest
   floe     `floe-runtime run` (also publishes table models to Iceberg, traces, lineage)
+  editor   the same run from the editor: forked by the language server's warm runner
+           (floe_lsp/warm_runner.py, the client the server uses; started once, before timing)
 
-Budget (DESIGN §7): floe ≤ dagster; stretch floe ≤ 1.5 × dbt.
+Budget (DESIGN §7): floe ≤ dagster; stretch floe ≤ 1.5 × dbt; editor ≤ 1.2 × dbt (issue 11).
 
-    .venv/bin/python bench/run_overhead.py [--repeat N] [--models 200]
+    .venv/bin/python bench/run_overhead.py [--repeat N] [--models 200] [--example-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import statistics
@@ -96,7 +99,44 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return seconds
 
 
-def bench(project: Path, repeat: int) -> dict[str, float]:
+class EditorRuns:
+    """Runs through a warm runner, as `floe.run` from the editor does."""
+
+    def __init__(self) -> None:
+        from floe_lsp.warm_runner import WarmRunner
+
+        self.loop = asyncio.new_event_loop()
+        self.runner = WarmRunner(idle=3600)
+
+        async def start() -> bool:
+            return await self.runner.start()
+
+        if not self.loop.run_until_complete(start()):
+            raise SystemExit("the warm runner did not start")
+
+    def timed(self, project: Path, env: dict[str, str]) -> float:
+        from floe_lsp.warm_runner import run_environment
+
+        async def one() -> float:
+            started = time.perf_counter()
+            argv = ["run", str(project), "--env", "dev"]
+            run = await self.runner.launch(argv, project, {**run_environment(), **env})
+            if run is None:
+                raise SystemExit("the warm runner refused the run")
+            output = await run.stdout.read()
+            code = await run.wait()
+            if code != 0:
+                raise SystemExit(f"editor run failed ({code}):\n{output.decode()[-2000:]}")
+            return time.perf_counter() - started
+
+        return self.loop.run_until_complete(one())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.runner.stop())
+        self.loop.close()
+
+
+def bench(project: Path, repeat: int, editor: EditorRuns) -> dict[str, float]:
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     floe_cmd = [str(BIN / "floe-runtime"), "run", str(project), "--env", "dev"]
     # Warm up: compile, write profiles.yml, parse the manifest, create the DuckDB file.
@@ -127,10 +167,11 @@ def bench(project: Path, repeat: int) -> dict[str, float]:
         ],
         "floe": floe_cmd,
     }
-    samples: dict[str, list[float]] = {name: [] for name in commands}
+    samples: dict[str, list[float]] = {name: [] for name in [*commands, "editor"]}
     for _ in range(repeat):
-        for name, cmd in commands.items():  # interleaved so load drifts hit all three alike
+        for name, cmd in commands.items():  # interleaved so load drifts hit all four alike
             samples[name].append(timed(cmd, dbt_dir, env))
+        samples["editor"].append(editor.timed(project, env))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -138,28 +179,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--example-only", action="store_true", help="skip the generated project")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.repeat}")
     print(
-        f"{'project':<24}{'dbt build':>11}{'dagster-dbt':>13}{'floe run':>10}"
-        f"{'floe/dagster':>14}{'floe/dbt':>10}"
+        f"{'project':<24}{'dbt build':>11}{'dagster-dbt':>13}{'floe run':>10}{'editor run':>12}"
+        f"{'floe/dagster':>14}{'floe/dbt':>10}{'editor/dbt':>12}"
     )
+    editor = EditorRuns()
     with tempfile.TemporaryDirectory(prefix="floe-bench-") as tmp:
         example = Path(tmp) / "example"
         shutil.copytree(
             EXAMPLE, example, ignore=shutil.ignore_patterns("target", ".floe", "logs", "*.duckdb")
         )
-        generated = generate_project(Path(tmp) / "generated", args.models)
-        for label, project in (
-            ("customer-analytics", example),
-            (f"generated ({args.models} models)", generated),
-        ):
-            t = bench(project, args.repeat)
+        projects = [("customer-analytics", example)]
+        if not args.example_only:
+            generated = generate_project(Path(tmp) / "generated", args.models)
+            projects.append((f"generated ({args.models} models)", generated))
+        for label, project in projects:
+            t = bench(project, args.repeat, editor)
             print(
                 f"{label:<24}{t['dbt']:>10.1f}s{t['dagster']:>12.1f}s{t['floe']:>9.1f}s"
-                f"{t['floe'] / t['dagster']:>13.2f}x{t['floe'] / t['dbt']:>9.2f}x",
+                f"{t['editor']:>11.1f}s{t['floe'] / t['dagster']:>13.2f}x"
+                f"{t['floe'] / t['dbt']:>9.2f}x{t['editor'] / t['dbt']:>11.2f}x",
                 flush=True,
             )
+    editor.close()
 
 
 if __name__ == "__main__":
