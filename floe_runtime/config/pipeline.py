@@ -128,8 +128,9 @@ class Schedule(FloeModel):
     def _valid_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone '{value}'") from None
+        # OSError: a name too long for a file path (ENAMETOOLONG), or a folder ("Europe").
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown IANA time zone '{value[:80]}'") from None
         return value
 
 

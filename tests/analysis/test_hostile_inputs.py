@@ -213,3 +213,16 @@ def test_transform_path_too_long_for_the_os(make_project: MakeProject, value: st
     assert f"({len(value):,} characters" in diag.message
     assert len(diag.message) < 250  # the value is shortened in the message
     assert diag.range.start.line == 4  # on the path's value
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin" + "[" * 300, "Europe", "../../etc/passwd"])
+def test_a_time_zone_that_is_no_zone_file_is_one_clear_error(
+    make_project: MakeProject, zone: str
+) -> None:
+    # Found by bench/fuzz_lsp.py: a name too long for a path raised OSError out of the engine.
+    root = make_project(
+        FLOE + f'schedule:\n  cron: "0 6 * * *"\n  timezone: "{zone}"\n', {"dev": DEV}
+    )
+    [diag] = diagnostics_of(root, root / "floe.yaml")
+    assert "unknown IANA time zone" in diag.message
+    assert len(diag.message) < 200
