@@ -15,6 +15,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
 from floe_runtime.analysis import Diagnostic, Position, Range, Severity
+from floe_runtime.analysis.files import resolved
 
 SEVERITY = {
     Severity.ERROR: types.DiagnosticSeverity.Error,
@@ -32,11 +33,15 @@ def uri_of(path: Path | str) -> str:
 
 
 def path_of(uri: str) -> Path | None:
-    """The resolved file path of a file URI; None for other schemes."""
+    """The resolved file path of a file URI; None for other schemes and impossible paths.
+
+    A path with a NUL (`%00` in the URI) names no file; one that loops (a symbolic link
+    to itself) stays as it was written, and reading it fails as any unreadable file does.
+    """
     fs = to_fs_path(uri)
-    if fs is None or not uri.startswith("file:"):
+    if fs is None or not uri.startswith("file:") or "\0" in fs:
         return None
-    return Path(fs).resolve()
+    return resolved(Path(fs))
 
 
 #: One line and its break, as the LSP counts breaks.

@@ -130,13 +130,15 @@ def did_change(ls: FloeLanguageServer, params: types.DidChangeTextDocumentParams
     if path is None or file_kind(path) is None:
         return
     opened = ls.state.open.get(path)
-    if opened is None:  # a change to a document never opened: pygls's copy is all there is
-        text = ls.workspace.get_text_document(params.text_document.uri).source
-    else:
-        # Our own copy, not pygls's: it splits lines at U+2028/U+0085 too (LSP does not).
-        text = opened.text
-        for change in params.content_changes:
-            text = apply_change(ls.workspace.position_codec, text, change)
+    if opened is None:
+        # A change to a document never opened (a client's mistake): there is no text it
+        # applies to, so the file stays as on disk, as vscode-languageserver ignores it.
+        log.warning("didChange of %s, which is not open: ignored", params.text_document.uri)
+        return
+    # Our own copy, not pygls's: it splits lines at U+2028/U+0085 too (LSP does not).
+    text = opened.text
+    for change in params.content_changes:
+        text = apply_change(ls.workspace.position_codec, text, change)
     ls.state.set_open(path, text, params.text_document.version)
     schedule(ls, ls.state.ensure(path))
     _cross_file(ls, path)

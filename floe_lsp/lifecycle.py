@@ -144,7 +144,7 @@ def register(server: FloeLanguageServer) -> None:
 def path_of(uri: str) -> Path | None:
     """The resolved path of a file URI (kept here so that start-up needs no engine import)."""
     fs = to_fs_path(uri)
-    if fs is None or not uri.startswith("file:"):
+    if fs is None or not uri.startswith("file:") or "\0" in fs:  # %00: no file has this name
         return None
     try:
         return Path(fs).resolve()

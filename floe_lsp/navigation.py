@@ -328,7 +328,9 @@ def inlay_hints(ls: FloeLanguageServer, uri: str, visible: types.Range) -> list[
         if not parts:
             continue
         end = ref.range.end
-        if text.split("\n")[end.line][end.character : end.character + 1] in ("'", '"'):
+        # Lines as the LSP (and the engine) count them: `\r` alone ends one too.
+        line = conv.lines[end.line] if end.line < len(conv.lines) else ""
+        if line[end.character : end.character + 1] in ("'", '"'):
             end = type(end)(end.line, end.character + 1)
         hints.append(
             types.InlayHint(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import from_fs_path
 
 from floe_lsp import __version__
 
@@ -74,8 +74,14 @@ class FloeLanguageServer(LanguageServer):
     """pygls server holding the floe workspace state and what the client can do."""
 
     def __init__(self) -> None:
+        from floe_lsp.protocol import FloeProtocol
+
         super().__init__(
-            "floe-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            "floe-lsp",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            # Answers every request, even one whose params do not fit (floe_lsp/protocol.py).
+            protocol_cls=FloeProtocol,
         )
         self._state: WorkspaceState | None = None
         self._trees: Trees | None = None
@@ -120,12 +126,25 @@ class FloeLanguageServer(LanguageServer):
 
     def document(self, uri: str) -> tuple[Path, str] | None:
         """Path and current text of a floe file URI; None for anything else."""
-        fs = to_fs_path(uri)
-        if fs is None or not uri.startswith("file:"):
+        from floe_lsp.convert import path_of
+
+        path = path_of(uri)
+        if path is None:
             return None
-        path = Path(fs).resolve()
         text = self.text(path)
         return (path, text) if text is not None else None
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        """Serve on stdio, resynchronising after a damaged frame (floe_lsp/protocol.py)."""
+        from floe_lsp.protocol import start_io
+
+        start_io(self, stdin)
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve on a TCP address, with the same framing as stdio."""
+        from floe_lsp.protocol import start_tcp
+
+        start_tcp(self, host, port)
 
     def workspace_edit(self, edits: dict[Path, list[types.TextEdit]]) -> types.WorkspaceEdit:
         """A workspace edit in the form the client declared (versioned documentChanges or changes)."""

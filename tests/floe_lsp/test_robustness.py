@@ -8,23 +8,23 @@ session's position encoding here (not by the server's converter).
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fuzz_client import INVALID_PARAMS, LspProcess
 from lsp_helpers import apply_edits, change_doc, codes, find, open_doc, pos, units, uri, wait_for
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from floe_runtime.analysis import analyze, discover
 
-pytestmark = [
-    pytest.mark.asyncio,
-    pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning"),
-]
+# The raw-client tests below are not async: the asyncio mark goes on each session test.
+pytestmark = [pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")]
 
 JUNK = [
     "",
@@ -277,6 +277,7 @@ def assert_final(client: LanguageClient, name: str, text: str, got: list[Seen]) 
     assert (got_code, severity) == (code, int(types.DiagnosticSeverity.Error))
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("name", FILES)
 async def test_push_diagnostics_follow_every_damaged_version(
     client: LanguageClient, project: Path, tmp_path: Path, name: str
@@ -343,6 +344,7 @@ async def test_push_diagnostics_follow_every_damaged_version(
     assert ("prod" if "platform" not in name else "PostgreSQL") in hover.contents.value
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("name", FILES)
 async def test_pulled_diagnostics_are_the_engines_for_each_damaged_text(
     pull_client: LanguageClient, project: Path, tmp_path: Path, name: str
@@ -372,6 +374,7 @@ async def test_pulled_diagnostics_are_the_engines_for_each_damaged_text(
     assert damaging >= 5
 
 
+@pytest.mark.asyncio
 async def test_hints_and_links_follow_the_text(client: LanguageClient, project: Path) -> None:
     """A hint sits right after the profile name it explains, a link on the path it opens,
     in the text as it is now, also while it does not parse."""
@@ -404,3 +407,288 @@ async def test_hints_and_links_follow_the_text(client: LanguageClient, project: 
     for link in links or []:
         assert_inside(client, text, link.range, "document link")
         assert lines[link.range.start.line].strip() == "path: ./dbt", (link.range, lines)
+
+
+# ---------------------------------------------------------------- every request answered
+# A raw client (fuzz_client.LspProcess) on the real server's stdin: these messages are
+# what a typed client refuses to build.
+
+
+@pytest.fixture
+def raw(project: Path) -> Iterator[LspProcess]:
+    """A live `python -m floe_lsp` over the example's workspace, spoken to in raw frames."""
+    server = LspProcess(cwd=project)
+    server.initialize([project.parent])
+    yield server
+    server.close()
+
+
+def assert_quiet(server: LspProcess) -> None:
+    """Alive, no traceback in its log and no error popped up in the editor."""
+    assert server.alive()
+    assert not server.tracebacks(), "".join(server.stderr)
+    popups = [n for n in server.notifications if n["method"] == "window/showMessage"]
+    assert not [p for p in popups if p["params"]["type"] == 1], popups
+
+
+def symbols_of(server: LspProcess, path: Path) -> Any:
+    """documentSymbol of a file: a result (an error reply fails the test)."""
+    reply = server.request(
+        "textDocument/documentSymbol", {"textDocument": {"uri": uri(path)}}, timeout=5
+    )
+    assert reply.error_code is None, reply.message
+    return reply.result
+
+
+def hover_params(path: Path, line: int = 2, character: int = 2) -> dict[str, Any]:
+    return {"textDocument": {"uri": uri(path)}, "position": {"line": line, "character": character}}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        None,
+        {"textDocument": {"uri": "file:///x/floe.yaml"}},
+        {"textDocument": {"uri": "file:///x/floe.yaml"}, "position": {"line": "zero"}},
+        {"textDocument": {"uri": "file:///x/floe.yaml"}, "position": {"line": -1, "character": 0}},
+        {"textDocument": {"uri": "file:///x/floe.yaml"}, "position": {"line": 0, "character": -4}},
+    ],
+    ids=["null", "missing-position", "line-not-a-number", "negative-line", "negative-column"],
+)
+def test_malformed_params_get_invalid_params(raw: LspProcess, project: Path, params: Any) -> None:
+    """pygls failed these while decoding and never answered: now InvalidParams, one log line."""
+    reply = raw.request("textDocument/hover", params, timeout=5)
+    assert reply.error_code == INVALID_PARAMS, reply.message
+    assert "textDocument/hover" in reply.message["error"]["message"]
+    # A malformed notification is dropped with a warning, not an "Error in server" popup.
+    raw.notify("textDocument/didOpen", params)
+    hover = raw.request("textDocument/hover", hover_params(project / "floe.yaml"), timeout=5)
+    assert hover.error_code is None and "name" in json.dumps(hover.result)
+    assert_quiet(raw)
+
+
+def _body(msg_id: int, method: str = "textDocument/documentSymbol", uri_: str = "") -> bytes:
+    params = {"textDocument": {"uri": uri_}}
+    return json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}).encode()
+
+
+#: name → (bytes written for request `id`, what request `id` gets: a result or an error code).
+FRAMES: dict[str, Callable[[int, str], tuple[bytes, int | None]]] = {
+    "length-not-a-number": lambda i, u: (b"Content-Length: 12a\r\n\r\n" + _body(i, uri_=u), -32700),
+    "length-missing": lambda i, u: (b"Content-Type: x\r\n\r\n" + _body(i, uri_=u), -32700),
+    "garbage-header-line": lambda i, u: (
+        b"garbage\r\nContent-Length: %d\r\n\r\n" % len(_body(i, uri_=u)) + _body(i, uri_=u),
+        None,
+    ),
+    "garbage-before-header": lambda i, u: (
+        b"\x00\xff junk Content-Length: %d\r\n\r\n" % len(_body(i, uri_=u)) + _body(i, uri_=u),
+        None,
+    ),
+    "body-not-json": lambda i, u: (
+        b'Content-Length: 40\r\n\r\n{"jsonrpc": "2.0", "id": %d, "method": ' % i + b" " * 20,
+        -32700,
+    ),
+    "body-not-utf8": lambda i, u: (
+        LspProcess.frame({"jsonrpc": "2.0", "id": i, "method": "x", "params": "\xff"}).replace(
+            b"\\u00ff", b"\xff\xfe\xfd\xfc\xfb\xfa"
+        ),
+        -32700,
+    ),
+    "length-too-long": lambda i, u: (
+        b"Content-Length: %d\r\n\r\n" % (len(_body(i, uri_=u)) + 500) + _body(i, uri_=u),
+        -32700,
+    ),
+    "length-too-short": lambda i, u: (
+        b"Content-Length: %d\r\n\r\n" % (len(_body(i, uri_=u)) - 9) + _body(i, uri_=u),
+        -32700,
+    ),
+    "not-an-object": lambda i, u: (b"Content-Length: 5\r\n\r\n[1,2]", None),
+}
+
+
+@pytest.mark.parametrize("name", FRAMES)
+def test_a_damaged_frame_does_not_make_the_server_deaf(
+    raw: LspProcess, project: Path, name: str
+) -> None:
+    """After any framing error the next well-framed request is answered (pygls's reader
+    let each later body swallow the next header), and a damaged request whose id can
+    still be read gets ParseError."""
+    floe = project / "floe.yaml"
+    damaged_id = raw.next_id()
+    data, expected = FRAMES[name](damaged_id, uri(floe))
+    raw.write(data)
+    for _ in range(3):  # the stream is in step again, for good
+        assert symbols_of(raw, floe)
+    if name == "not-an-object":
+        raw.wait_until(lambda: bool(raw.stderr), 5, "a warning")
+        assert "not a JSON object" in "".join(raw.stderr)
+        return
+    reply = raw.wait(damaged_id, 5)
+    assert reply is not None, f"request {damaged_id} was never answered"
+    assert reply.error_code == expected, reply.message
+    if expected is None:
+        assert reply.result, reply.message
+    assert_quiet(raw)
+    assert any("skipped" in line or "answered" in line for line in raw.stderr) or expected is None
+
+
+def test_lone_surrogates_are_read_as_replacement_characters(raw: LspProcess, project: Path) -> None:
+    """JSON can carry "\\ud800", which no encoder accepts (every feature failed with
+    UnicodeEncodeError): read as U+FFFD, one UTF-16 unit, so later positions hold."""
+    floe = project / "floe.yaml"
+    text = floe.read_text().replace("name: customer-analytics", "name: a\ud800b\udc00")
+    raw.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri(floe), "languageId": "yaml", "version": 1, "text": text}},
+    )
+    assert symbols_of(raw, floe)
+    for method in ("textDocument/hover", "textDocument/completion", "textDocument/definition"):
+        reply = raw.request(method, hover_params(floe, 2, 8), timeout=5)
+        assert reply.error_code is None, (method, reply.message)
+    raw.wait_until(
+        lambda: any(p.uri == uri(floe) and p.version == 1 for p in raw.published), 10, "diagnostics"
+    )
+    [published] = [p for p in raw.published if p.uri == uri(floe) and p.version == 1][-1:]
+    [diag] = published.diagnostics
+    assert diag["code"] == "FLOE005" and "'name'" in diag["message"], diag
+    # The value's range ends after the two replacement characters: one unit each.
+    assert diag["range"]["end"] == {"line": 2, "character": len("name: a?b?")}, diag
+    assert_quiet(raw)
+
+
+def test_a_uri_with_nul_names_no_document(raw: LspProcess, project: Path) -> None:
+    """`%00` made every feature fail with "embedded null byte": now nothing is there."""
+    nul = uri(project / "floe.yaml").replace("floe.yaml", "fl%00oe.yaml")
+    doc = {"textDocument": {"uri": nul}}
+    zero = {"line": 0, "character": 0}
+    for method, params in [
+        ("textDocument/hover", {**doc, "position": zero}),
+        ("textDocument/definition", {**doc, "position": zero}),
+        ("textDocument/documentSymbol", doc),
+        ("textDocument/documentLink", doc),
+        ("textDocument/codeLens", doc),
+        ("textDocument/inlayHint", {**doc, "range": {"start": zero, "end": zero}}),
+    ]:
+        reply = raw.request(method, params, timeout=5)
+        assert reply.error_code is None and not reply.result, (method, reply.message)
+    raw.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": nul, "languageId": "yaml", "version": 1, "text": "name: x\n"}},
+    )
+    assert symbols_of(raw, project / "floe.yaml")
+    assert_quiet(raw)
+
+
+def test_a_document_that_is_a_symlink_to_itself(raw: LspProcess, project: Path) -> None:
+    """Resolving a self-symlink raised RuntimeError in every feature and in the watcher."""
+    loop = project.parent / "loop" / "floe.yaml"
+    loop.parent.mkdir()
+    loop.symlink_to(loop)
+    text = (project / "floe.yaml").read_text()
+    raw.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri(loop), "languageId": "yaml", "version": 1, "text": text}},
+    )
+    assert [s["name"] for s in symbols_of(raw, loop)][:2] == ["name", "version"]
+    hover = raw.request("textDocument/hover", hover_params(loop), timeout=5)
+    assert hover.error_code is None and hover.result is not None, hover.message
+    links = raw.request("textDocument/documentLink", {"textDocument": {"uri": uri(loop)}})
+    assert links.error_code is None, links.message
+    raw.wait_until(lambda: any(p.uri == uri(loop) for p in raw.published), 10, "diagnostics")
+    raw.notify("textDocument/didClose", {"textDocument": {"uri": uri(loop)}})
+    assert symbols_of(raw, project / "floe.yaml")
+    assert_quiet(raw)
+
+
+def test_a_change_to_a_document_never_opened_is_ignored(raw: LspProcess, project: Path) -> None:
+    """pygls raised KeyError ("Error in server" popup) and the file's text was lost."""
+    floe = project / "floe.yaml"
+    change = {"range": {"start": {"line": 2, "character": 0}, "end": {"line": 2, "character": 4}}}
+    raw.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri(floe), "version": 9},
+            "contentChanges": [{**change, "text": "oops"}],
+        },
+    )
+    missing = project / "gone" / "floe.yaml"
+    raw.notify(
+        "textDocument/didChange",
+        {"textDocument": {"uri": uri(missing), "version": 1}, "contentChanges": [{"text": "x"}]},
+    )
+    # The disk's text is what the server knows: `name` is still the first key.
+    assert [s["name"] for s in symbols_of(raw, floe)][0] == "name"
+    assert_quiet(raw)
+    assert "not open: ignored" in "".join(raw.stderr)
+
+
+def test_a_column_past_the_last_line_end_keeps_the_line(raw: LspProcess, project: Path) -> None:
+    """pygls clamped such a column to one character short of the line's end *in the
+    params the server then applied*: typing at the end of a file's last line (no final
+    line break) landed before its last character."""
+    platform = project / "platform" / "prod" / "platform.yaml"
+    text = platform.read_text()
+    text = text[: text.index("    type: postgres") + len("    type: postgres")]
+    last = text.count("\n")
+    raw.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri(platform), "languageId": "yaml", "version": 1, "text": text}},
+    )
+    end = {"line": last, "character": 500}
+    raw.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri(platform), "version": 2},
+            "contentChanges": [{"range": {"start": end, "end": end}, "text": "x"}],
+        },
+    )
+    raw.wait_until(
+        lambda: any(p.uri == uri(platform) and p.version == 2 for p in raw.published),
+        10,
+        "diagnostics of version 2",
+    )
+    [last_published] = [p for p in raw.published if p.uri == uri(platform)][-1:]
+    messages = [d["message"] for d in last_published.diagnostics]
+    assert any("invalid type 'postgresx'" in m for m in messages), messages
+    assert_quiet(raw)
+
+
+def test_inlay_hints_in_a_file_whose_lines_end_with_cr(raw: LspProcess, project: Path) -> None:
+    """Lines ended by a lone CR (LSP and YAML both count them): hints were looked up in
+    the text split at LF only, and raised IndexError."""
+    floe = project / "floe.yaml"
+    text = floe.read_text().replace("\n", "\r")
+    raw.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri(floe), "languageId": "yaml", "version": 1, "text": text}},
+    )
+    lines = text.split("\r")
+    whole = {"start": {"line": 0, "character": 0}, "end": {"line": len(lines), "character": 0}}
+    reply = raw.request(
+        "textDocument/inlayHint", {"textDocument": {"uri": uri(floe)}, "range": whole}, timeout=5
+    )
+    assert reply.error_code is None, reply.message
+    hints = reply.result
+    assert len(hints) == 3, hints  # storage, catalog, compute: default
+    for hint in hints:
+        line = lines[hint["position"]["line"]]
+        assert line[: hint["position"]["character"]].endswith(": default"), (hint, line)
+    assert_quiet(raw)
+
+
+def test_requests_before_initialize_and_after_shutdown_are_answered(project: Path) -> None:
+    """Before initialize: ServerNotInitialized (was an internal error); after shutdown:
+    InvalidRequest (pygls dropped them without a reply)."""
+    server = LspProcess(cwd=project)
+    try:
+        early = server.request(
+            "textDocument/hover", hover_params(project / "floe.yaml"), timeout=20
+        )
+        assert early.error_code == -32002, early.message
+        server.initialize([project.parent])
+        assert server.request("shutdown", None).error_code is None
+        late = server.request("textDocument/hover", hover_params(project / "floe.yaml"), timeout=5)
+        assert late.error_code == -32600, late.message
+        assert not server.tracebacks(), "".join(server.stderr)
+    finally:
+        server.close()
