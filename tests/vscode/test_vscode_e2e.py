@@ -366,10 +366,12 @@ class CancelChecks:
         self.model.write_text(HOLD_MODEL.format(marker=str(self.marker)))
 
     def runs(self) -> list[list[str]]:
-        """The server's `floe_runtime run` processes."""
-        return [
-            a for a in self.server.server_processes() if a[1:4] == ["-m", "floe_runtime", "run"]
-        ]
+        """The server's runs: `floe_runtime run` processes, or forks of the warm runner
+        (they keep its command line; the runner itself is the first of them)."""
+        processes = self.server.server_processes()
+        cold = [a for a in processes if a[1:4] == ["-m", "floe_runtime", "run"]]
+        warm = [a for a in processes if a[1:3] == ["-m", "floe_runtime.runtime.warm"]]
+        return cold + warm[1:]
 
     def run_started(self) -> None:
         assert _wait(self.marker.exists, 240), "the run never reached the holding model"
