@@ -25,6 +25,7 @@ from lsp_helpers import REPO, SERVER, capabilities, open_doc, start, uri, wait_f
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from floe_lsp.lifecycle import WATCH_ID
 from floe_lsp.watch import Watcher
 
 pytestmark = pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")
@@ -313,7 +314,7 @@ async def test_only_a_client_that_cannot_watch_gets_the_servers_watcher(
     registered = [
         r.method
         for r in client.floe_registrations  # type: ignore[attr-defined]
-        if r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
+        if r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES and r.id == WATCH_ID
     ]
     if client.floe_profile == "neovim":  # type: ignore[attr-defined]
         await wait_for(lambda: bool(watching(client)), timeout=10, what="the server's own watch")
