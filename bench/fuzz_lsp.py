@@ -92,7 +92,11 @@ def main() -> None:
         if counts["cases"] == 20:  # the engine, pydantic and tree-sitter are loaded by now
             rss.append(rss_kib(session.server.proc.pid))
         if counts["cases"] % 250 == 0:
-            print(f"  … {counts['cases']} cases, {len(latencies)} requests", file=sys.stderr)
+            print(
+                f"  … {counts['cases']} cases, {len(latencies)} requests, "
+                f"server RSS {rss_kib(session.server.proc.pid) / 1024:.1f} MiB",
+                file=sys.stderr,
+            )
 
     started = time.monotonic()
     end_rss = rss[0]
